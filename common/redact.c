@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Redaction: a plain scan for each secret value plus a scan for token prefixes. */
+#include "redact.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+/* Outpost tokens look like oe_XXXX (enrollment) and oa_XXXX (admin): see server/tokens. */
+static size_t token_at(const char *s, size_t left)
+{
+	size_t n;
+
+	if (left < 3 || s[0] != 'o' || (s[1] != 'e' && s[1] != 'a') || s[2] != '_')
+		return 0;
+	for (n = 3; n < left; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (!isalnum(c) && c != '-' && c != '_')
+			break;
+	}
+	return n >= 3 + 16 ? n : 0;
+}
+
+static int is_word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+int op_redactor_add(struct op_redactor *r, const char *value, size_t len)
+{
+	char **values;
+	size_t *lens;
+	char *copy;
+
+	if (len < 4)
+		return 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->lens[i] == len && memcmp(r->values[i], value, len) == 0)
+			return 0;
+	values = realloc(r->values, (r->n + 1) * sizeof(*values));
+	if (values == NULL)
+		return -1;
+	r->values = values;
+	lens = realloc(r->lens, (r->n + 1) * sizeof(*lens));
+	if (lens == NULL)
+		return -1;
+	r->lens = lens;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return -1;
+	memcpy(copy, value, len);
+	copy[len] = '\0';
+	r->values[r->n] = copy;
+	r->lens[r->n] = len;
+	r->n++;
+	return 0;
+}
+
+void op_redactor_release(struct op_redactor *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		explicit_bzero(r->values[i], r->lens[i]);
+		free(r->values[i]);
+	}
+	free(r->values);
+	free(r->lens);
+	r->values = NULL;
+	r->lens = NULL;
+	r->n = 0;
+}
+
+/* The length of the secret starting at S, or 0. Checks raw and JSON-escaped forms. */
+static size_t secret_at(const struct op_redactor *r, const char *s, size_t left)
+{
+	if (r == NULL)
+		return 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const char *v = r->values[i];
+		size_t j = 0, k = 0;
+
+		if (r->lens[i] <= left && memcmp(s, v, r->lens[i]) == 0)
+			return r->lens[i];
+		/* The JSON-escaped form: \" \\ \n \t \r \/ and \u00XX for control bytes. */
+		while (j < r->lens[i] && k < left) {
+			unsigned char c = (unsigned char)v[j];
+
+			if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c < 0x20) {
+				if (s[k] != '\\')
+					break;
+				k++;
+				if (k >= left)
+					break;
+				if ((c == '"' && s[k] == '"') || (c == '\\' && s[k] == '\\') ||
+				    (c == '\n' && s[k] == 'n') || (c == '\t' && s[k] == 't') ||
+				    (c == '\r' && s[k] == 'r')) {
+					k++;
+				} else if (s[k] == 'u' && k + 4 < left) {
+					char hex[5] = {s[k + 1], s[k + 2], s[k + 3], s[k + 4], 0};
+
+					if (strtoul(hex, NULL, 16) != c)
+						break;
+					k += 5;
+				} else {
+					break;
+				}
+			} else if ((unsigned char)s[k] == c) {
+				k++;
+			} else {
+				break;
+			}
+			j++;
+		}
+		if (j == r->lens[i] && k > r->lens[i])
+			return k;
+	}
+	return 0;
+}
+
+int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op_buf *out)
+{
+	size_t i = 0, start = 0;
+
+	while (i < len) {
+		size_t n = secret_at(r, in + i, len - i);
+
+		if (n == 0 && (i == 0 || !is_word_char(in[i - 1])))
+			n = token_at(in + i, len - i);
+		if (n > 0) {
+			if (op_buf_append(out, in + start, i - start) < 0 ||
+			    op_buf_puts(out, OP_REDACTED) < 0)
+				return -1;
+			i += n;
+			start = i;
+		} else {
+			i++;
+		}
+	}
+	return op_buf_append(out, in + start, len - start);
+}
+
+int op_redact_needed(const struct op_redactor *r, const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (secret_at(r, text + i, len - i))
+			return 1;
+		if ((i == 0 || !is_word_char(text[i - 1])) && token_at(text + i, len - i))
+			return 1;
+	}
+	return 0;
+}

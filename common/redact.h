@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Redaction of secret values and Outpost tokens from text that leaves the process. */
+#ifndef OP_REDACT_H
+#define OP_REDACT_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define OP_REDACTED "[REDACTED]"
+
+/* A set of secret values to hide. Values shorter than 4 bytes are not registered: they would
+ * turn ordinary text into noise without protecting anything. */
+struct op_redactor {
+	char **values;
+	size_t *lens;
+	size_t n;
+};
+
+int op_redactor_add(struct op_redactor *r, const char *value, size_t len);
+void op_redactor_release(struct op_redactor *r);
+
+/* Appends IN to OUT with every registered value (R may be NULL), its JSON-escaped form, and
+ * every Outpost token (oe_..., oa_...) replaced by [REDACTED]. Returns 0 or -1 (OOM). */
+int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op_buf *out);
+
+/* True when TEXT contains an Outpost token or one of R's values. */
+int op_redact_needed(const struct op_redactor *r, const char *text, size_t len);
+
+#endif

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Framed messages between the agent (parent) and an outpost-worker over a socketpair. */
+#ifndef AG_FRAME_H
+#define AG_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/*
+ * A frame is a 4-byte little-endian length N, then N bytes: one type byte and the payload.
+ * Payloads are JSON text unless noted. docs/plugin-abi.md ("The worker protocol") lists them.
+ */
+enum fr_type {
+	/* parent → worker */
+	FR_INIT = 1,	   /* {"plugin": path, "config": {...}, "memory_limit": bytes} */
+	FR_TASK = 2,	   /* {"id","type","params":{...},"workspace","output_limit","log_level"} */
+	FR_CANCEL = 3,	   /* empty */
+	FR_SECRET = 4,	   /* 1 byte found (0/1), then the value's bytes */
+	FR_SCAN = 5,	   /* {"files": [path...], "config": {name: {...}}} */
+	/* worker → parent */
+	FR_READY = 10,	   /* the plugin's descriptor as JSON */
+	FR_LOAD_ERROR = 11, /* {"stage": "load|entry|negotiate|descriptor|init", "message": "..."} */
+	FR_LOG = 12,	   /* 1 byte level, then text */
+	FR_OUTPUT = 13,	   /* 1 byte stream, then bytes */
+	FR_PROGRESS = 14,  /* {"fraction": f, "message": "..."} */
+	FR_RESULT = 15,	   /* the result JSON */
+	FR_ERROR = 16,	   /* the error message, text */
+	FR_SECRET_REQ = 17, /* {"name": "...", "host": "..."} */
+	FR_DONE = 18,	   /* {"rc": n, "cut": bytes_dropped} */
+	FR_SCAN_BEGIN = 19, /* the path about to be loaded */
+	FR_SCAN_RESULT = 20 /* {"path", "ok", "descriptor" | "stage"+"message"} */
+};
+
+/* Frames larger than this are a protocol error (a result that large must be an artifact). */
+#define FR_MAX (16u * 1024 * 1024)
+
+/* Appends a frame to OUT. Returns 0 or -1 (OOM or too large). */
+int fr_encode(struct op_buf *out, uint8_t type, const void *payload, size_t len);
+
+/* Writes one frame to blocking FD. Returns 0 or -1 (errno set). */
+int fr_write(int fd, uint8_t type, const void *payload, size_t len);
+
+/* Reads one frame from blocking FD into OUT (replacing its contents; type in *type).
+ * Returns 1, 0 on clean EOF, -1 on error or a malformed frame. */
+int fr_read(int fd, uint8_t *type, struct op_buf *out);
+
+/* Incremental parsing for non-blocking readers: if IN holds a whole frame, sets *type,
+ * *payload (pointing into IN) and *len, and returns the frame's total size; returns 0 when more
+ * bytes are needed and -1 on a malformed frame. The caller consumes the returned size. */
+long fr_parse(const struct op_buf *in, uint8_t *type, const char **payload, size_t *len);
+
+#endif

@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* outpost-worker: a lean process that hosts one plugin for one task (or scans plugins). */
+
+/*
+ * The agent spawns this executable with posix_spawn, the socketpair on fd 3 (--fd), stdout and
+ * stderr on a pipe it reads as the task's output, an environment holding only what the
+ * plugin's config allows, and nothing else open. It links libc and cJSON, never libcurl or
+ * OpenSSL: see docs/architecture.md for why (start-up cost).
+ *
+ * Task mode:  FR_INIT → load + negotiate + init → FR_READY (or FR_LOAD_ERROR, exit 3)
+ *             FR_TASK → schema check → validate → execute → FR_DONE, exit 0.
+ * Scan mode:  FR_SCAN → for each file: FR_SCAN_BEGIN, load + negotiate + init + shutdown,
+ *             FR_SCAN_RESULT; exit 0. A crash here tells the parent which file did it.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <outpost/plugin.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "plugin_load.h"
+#include "schema.h"
+
+#define EXIT_LOAD_FAILED 3
+#define EXIT_PROTOCOL 4
+
+struct outpost_ctx {
+	int unused;
+};
+
+/* The secrets handed to this task; kept until exit so the pointers stay valid. */
+struct secret_copy {
+	char *value;
+	size_t len;
+	struct secret_copy *next;
+};
+
+static struct {
+	int fd;
+	pthread_mutex_t write_lock;
+	struct wk_plugin plugin;
+	void *state;
+	bool plugin_loaded;
+	atomic_int cancelled;
+	int log_level;
+	char workspace[PATH_MAX];
+	uint64_t output_limit;
+	atomic_ullong output_sent;
+	atomic_ullong output_cut;
+	/* secret request/response handshake with the reader thread */
+	pthread_mutex_t secret_lock; /* one request at a time */
+	pthread_mutex_t secret_mu;
+	pthread_cond_t secret_cv;
+	int secret_state; /* 0 idle, 1 waiting, 2 answered, 3 channel gone */
+	struct op_buf secret_answer;
+	struct secret_copy *secrets;
+	/* set_error() outside a task (during init) is kept here for the load error */
+	bool in_task;
+	char init_error[1024];
+} W = {
+	.fd = -1,
+	.write_lock = PTHREAD_MUTEX_INITIALIZER,
+	.log_level = OUTPOST_LOG_INFO,
+	.secret_lock = PTHREAD_MUTEX_INITIALIZER,
+	.secret_mu = PTHREAD_MUTEX_INITIALIZER,
+	.secret_cv = PTHREAD_COND_INITIALIZER,
+};
+
+static struct outpost_ctx the_ctx;
+
+static int send_frame(uint8_t type, const void *data, size_t len)
+{
+	int rc;
+
+	pthread_mutex_lock(&W.write_lock);
+	rc = fr_write(W.fd, type, data, len);
+	pthread_mutex_unlock(&W.write_lock);
+	return rc;
+}
+
+static int send_json(uint8_t type, const cJSON *obj)
+{
+	char *text = cJSON_PrintUnformatted(obj);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = send_frame(type, text, strlen(text));
+	cJSON_free(text);
+	return rc;
+}
+
+/* ---- the host API ------------------------------------------------------------------- */
+
+static void host_log(outpost_ctx *ctx, int level, const char *msg)
+{
+	struct op_buf b = OP_BUF_INIT;
+	unsigned char lv;
+
+	(void)ctx;
+	if (msg == NULL || level > W.log_level)
+		return;
+	lv = (unsigned char)(level < 0 ? 0 : level > 3 ? 3 : level);
+	if (op_buf_append(&b, &lv, 1) == 0 && op_buf_puts(&b, msg) == 0)
+		(void)send_frame(FR_LOG, b.data, b.len);
+	op_buf_release(&b);
+}
+
+static void host_progress(outpost_ctx *ctx, double fraction, const char *msg)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	(void)ctx;
+	if (o == NULL)
+		return;
+	cJSON_AddNumberToObject(o, "fraction", fraction < 0 ? 0 : fraction > 1 ? 1 : fraction);
+	if (msg)
+		cJSON_AddStringToObject(o, "message", msg);
+	(void)send_json(FR_PROGRESS, o);
+	cJSON_Delete(o);
+}
+
+static int host_is_cancelled(outpost_ctx *ctx)
+{
+	(void)ctx;
+	return atomic_load(&W.cancelled);
+}
+
+static int host_set_result(outpost_ctx *ctx, const char *json, size_t len)
+{
+	cJSON *parsed;
+
+	(void)ctx;
+	if (json == NULL)
+		return -1;
+	parsed = cJSON_ParseWithLength(json, len);
+	if (parsed == NULL)
+		return -1;
+	cJSON_Delete(parsed);
+	return send_frame(FR_RESULT, json, len);
+}
+
+static void host_set_error(outpost_ctx *ctx, const char *msg)
+{
+	(void)ctx;
+	if (msg == NULL)
+		return;
+	if (W.in_task)
+		(void)send_frame(FR_ERROR, msg, strlen(msg));
+	else
+		op_strlcpy(W.init_error, msg, sizeof(W.init_error));
+}
+
+static int host_output(outpost_ctx *ctx, int stream, const void *data, size_t len)
+{
+	const char *p = data;
+	unsigned long long sent;
+
+	(void)ctx;
+	if (stream != OUTPOST_STREAM_STDOUT && stream != OUTPOST_STREAM_STDERR)
+		stream = OUTPOST_STREAM_STDOUT;
+	while (len > 0) {
+		size_t room, n;
+		struct op_buf b = OP_BUF_INIT;
+		unsigned char s = (unsigned char)stream;
+		int rc;
+
+		sent = atomic_load(&W.output_sent);
+		room = sent >= W.output_limit ? 0 : (size_t)(W.output_limit - sent);
+		if (room == 0) {
+			atomic_fetch_add(&W.output_cut, len);
+			return -1;
+		}
+		n = len < 65536 ? len : 65536;
+		if (n > room)
+			n = room;
+		rc = op_buf_append(&b, &s, 1) == 0 && op_buf_append(&b, p, n) == 0
+			     ? send_frame(FR_OUTPUT, b.data, b.len)
+			     : -1;
+		op_buf_release(&b);
+		if (rc < 0)
+			return -1;
+		atomic_fetch_add(&W.output_sent, n);
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static bool valid_artifact_name(const char *name)
+{
+	if (name == NULL || name[0] == '\0' || name[0] == '.' || strlen(name) > 200)
+		return false;
+	return strchr(name, '/') == NULL;
+}
+
+static int host_artifact_open(outpost_ctx *ctx, const char *name, int *fd)
+{
+	char path[PATH_MAX];
+	int f;
+
+	(void)ctx;
+	if (!valid_artifact_name(name) || fd == NULL) {
+		host_log(ctx, OUTPOST_LOG_ERROR, "artifact name refused: a plain file name is needed");
+		return -1;
+	}
+	if (mkdir("artifacts", 0750) < 0 && errno != EEXIST)
+		return -1;
+	if (op_snprintf(path, sizeof(path), "artifacts/%s", name) < 0)
+		return -1;
+	f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (f < 0)
+		return -1;
+	*fd = f;
+	return 0;
+}
+
+static const char *host_secret(outpost_ctx *ctx, const char *name, const char *for_host,
+			       size_t *len)
+{
+	cJSON *req = cJSON_CreateObject();
+	struct secret_copy *copy = NULL;
+	const char *result = NULL;
+
+	(void)ctx;
+	if (req == NULL || name == NULL)
+		goto out;
+	cJSON_AddStringToObject(req, "name", name);
+	if (for_host)
+		cJSON_AddStringToObject(req, "host", for_host);
+	pthread_mutex_lock(&W.secret_lock);
+	pthread_mutex_lock(&W.secret_mu);
+	if (W.secret_state == 3) {
+		pthread_mutex_unlock(&W.secret_mu);
+		pthread_mutex_unlock(&W.secret_lock);
+		goto out;
+	}
+	W.secret_state = 1;
+	pthread_mutex_unlock(&W.secret_mu);
+	if (send_json(FR_SECRET_REQ, req) == 0) {
+		pthread_mutex_lock(&W.secret_mu);
+		while (W.secret_state == 1)
+			pthread_cond_wait(&W.secret_cv, &W.secret_mu);
+		if (W.secret_state == 2 && W.secret_answer.len >= 1 && W.secret_answer.data[0] == 1) {
+			copy = calloc(1, sizeof(*copy));
+			if (copy != NULL) {
+				copy->len = W.secret_answer.len - 1;
+				copy->value = malloc(copy->len + 1);
+				if (copy->value == NULL) {
+					free(copy);
+					copy = NULL;
+				} else {
+					memcpy(copy->value, W.secret_answer.data + 1, copy->len);
+					copy->value[copy->len] = '\0';
+					copy->next = W.secrets;
+					W.secrets = copy;
+					result = copy->value;
+					if (len)
+						*len = copy->len;
+				}
+			}
+		}
+		if (W.secret_answer.data)
+			explicit_bzero(W.secret_answer.data, W.secret_answer.len);
+		op_buf_reset(&W.secret_answer);
+		if (W.secret_state == 2)
+			W.secret_state = 0;
+		pthread_mutex_unlock(&W.secret_mu);
+	}
+	pthread_mutex_unlock(&W.secret_lock);
+out:
+	cJSON_Delete(req);
+	return result;
+}
+
+static const char *host_workspace(outpost_ctx *ctx)
+{
+	(void)ctx;
+	return W.workspace;
+}
+
+static const struct outpost_host_api host_api = {
+	.size = sizeof(struct outpost_host_api),
+	.abi_major = OUTPOST_ABI_MAJOR,
+	.abi_minor = OUTPOST_ABI_MINOR,
+	.log = host_log,
+	.progress = host_progress,
+	.is_cancelled = host_is_cancelled,
+	.set_result = host_set_result,
+	.set_error = host_set_error,
+	.output = host_output,
+	.artifact_open = host_artifact_open,
+	.secret = host_secret,
+	.workspace = host_workspace,
+};
+
+/* ---- cancellation ------------------------------------------------------------------- */
+
+static void request_cancel(void)
+{
+	if (atomic_exchange(&W.cancelled, 1) == 0 && W.plugin_loaded && W.plugin.desc.cancel)
+		W.plugin.desc.cancel(W.state);
+}
+
+static void on_sigterm(int sig)
+{
+	(void)sig;
+	request_cancel();
+}
+
+/* Reads frames from the parent while the task runs: cancel requests and secret answers. */
+static void *reader_main(void *arg)
+{
+	struct op_buf in = OP_BUF_INIT;
+	uint8_t type;
+
+	(void)arg;
+	for (;;) {
+		int rc = fr_read(W.fd, &type, &in);
+
+		if (rc <= 0)
+			break;
+		if (type == FR_CANCEL) {
+			request_cancel();
+		} else if (type == FR_SECRET) {
+			pthread_mutex_lock(&W.secret_mu);
+			op_buf_reset(&W.secret_answer);
+			if (op_buf_append(&W.secret_answer, in.data, in.len) < 0)
+				op_buf_reset(&W.secret_answer);
+			W.secret_state = 2;
+			pthread_cond_broadcast(&W.secret_cv);
+			pthread_mutex_unlock(&W.secret_mu);
+		}
+		if (in.data)
+			explicit_bzero(in.data, in.len);
+	}
+	/* The parent is gone or closed the channel: cancel, and release a waiting secret(). */
+	request_cancel();
+	pthread_mutex_lock(&W.secret_mu);
+	W.secret_state = 3;
+	pthread_cond_broadcast(&W.secret_cv);
+	pthread_mutex_unlock(&W.secret_mu);
+	op_buf_release(&in);
+	return NULL;
+}
+
+/* ---- task mode ---------------------------------------------------------------------- */
+
+static void send_load_error(const char *stage, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL)
+		return;
+	cJSON_AddStringToObject(o, "stage", stage);
+	cJSON_AddStringToObject(o, "message", message);
+	(void)send_json(FR_LOAD_ERROR, o);
+	cJSON_Delete(o);
+}
+
+static void send_done(int rc)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL)
+		return;
+	cJSON_AddNumberToObject(o, "rc", rc);
+	cJSON_AddNumberToObject(o, "cut", (double)atomic_load(&W.output_cut));
+	(void)send_json(FR_DONE, o);
+	cJSON_Delete(o);
+}
+
+static void apply_memory_limit(const cJSON *init)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(init, "memory_limit");
+	struct rlimit rl;
+
+	if (!cJSON_IsNumber(m) || m->valuedouble <= 0)
+		return;
+	rl.rlim_cur = rl.rlim_max = (rlim_t)m->valuedouble;
+	(void)setrlimit(RLIMIT_AS, &rl);
+}
+
+/* Loads the plugin named in INIT and runs its init(). Sends FR_READY or FR_LOAD_ERROR. */
+static int load_for_task(const cJSON *init)
+{
+	const cJSON *path = cJSON_GetObjectItemCaseSensitive(init, "plugin");
+	const cJSON *config = cJSON_GetObjectItemCaseSensitive(init, "config");
+	const cJSON *level = cJSON_GetObjectItemCaseSensitive(init, "log_level");
+	struct op_error err = {0};
+	const char *stage = WK_STAGE_LOAD;
+	char *config_text = NULL;
+	cJSON *desc = NULL;
+	int rc = -1;
+
+	if (cJSON_IsNumber(level))
+		W.log_level = level->valueint;
+	if (!cJSON_IsString(path)) {
+		send_load_error(WK_STAGE_LOAD, "worker: FR_INIT without a plugin path");
+		return -1;
+	}
+	if (wk_plugin_load(path->valuestring, &host_api, &W.plugin, &stage, &err) != OP_OK) {
+		send_load_error(stage, err.msg);
+		return -1;
+	}
+	W.plugin_loaded = true;
+	config_text = config ? cJSON_PrintUnformatted(config) : strdup("{\"config\":{},\"agent\":{}}");
+	if (config_text == NULL) {
+		send_load_error(WK_STAGE_INIT, "worker: out of memory");
+		goto out;
+	}
+	if (W.plugin.desc.init != NULL) {
+		int irc = W.plugin.desc.init(&the_ctx, config_text, strlen(config_text), &W.state);
+
+		if (irc != OUTPOST_OK) {
+			char msg[1536];
+
+			if (W.init_error[0])
+				snprintf(msg, sizeof(msg), "plugin %s failed to initialise: %s",
+					 W.plugin.desc.name, W.init_error);
+			else
+				snprintf(msg, sizeof(msg),
+					 "plugin %s failed to initialise (init returned %d)",
+					 W.plugin.desc.name, irc);
+			send_load_error(WK_STAGE_INIT, msg);
+			goto out;
+		}
+	}
+	desc = wk_plugin_describe(&W.plugin);
+	if (desc == NULL || send_json(FR_READY, desc) < 0)
+		goto out;
+	rc = 0;
+out:
+	cJSON_Delete(desc);
+	free(config_text);
+	return rc;
+}
+
+/* Checks PARAMS against the type's schema and fills its defaults; then validate(). */
+static int run_task(const cJSON *task)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(task, "type");
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(task, "params");
+	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(task, "workspace");
+	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(task, "output_limit");
+	cJSON *effective = NULL;
+	char *text = NULL;
+	char msg[1024];
+	int idx, rc = OUTPOST_ERR_INTERNAL;
+
+	if (!cJSON_IsString(type) || !cJSON_IsString(ws)) {
+		host_set_error(&the_ctx, "worker: malformed task frame");
+		return OUTPOST_ERR_INTERNAL;
+	}
+	W.output_limit = cJSON_IsNumber(limit) && limit->valuedouble > 0
+				 ? (uint64_t)limit->valuedouble
+				 : UINT64_MAX;
+	if (op_strlcpy(W.workspace, ws->valuestring, sizeof(W.workspace)) < 0 ||
+	    chdir(W.workspace) < 0) {
+		snprintf(msg, sizeof(msg), "cannot enter workspace %s: %s", ws->valuestring,
+			 strerror(errno));
+		host_set_error(&the_ctx, msg);
+		return OUTPOST_ERR_INTERNAL;
+	}
+	idx = wk_plugin_find_type(&W.plugin, type->valuestring);
+	if (idx < 0) {
+		snprintf(msg, sizeof(msg), "plugin %s does not serve task type %s",
+			 W.plugin.desc.name, type->valuestring);
+		host_set_error(&the_ctx, msg);
+		return OUTPOST_ERR_PARAMS;
+	}
+	effective = params ? cJSON_Duplicate(params, true) : cJSON_CreateObject();
+	if (effective == NULL)
+		goto out;
+	if (W.plugin.schemas[idx] != NULL) {
+		if (op_schema_validate(W.plugin.schemas[idx], effective, "params", msg,
+				       sizeof(msg)) < 0) {
+			host_set_error(&the_ctx, msg);
+			rc = OUTPOST_ERR_PARAMS;
+			goto out;
+		}
+		if (op_schema_apply_defaults(W.plugin.schemas[idx], effective) < 0)
+			goto out;
+	}
+	text = cJSON_PrintUnformatted(effective);
+	if (text == NULL)
+		goto out;
+	if (W.plugin.desc.validate != NULL) {
+		rc = W.plugin.desc.validate(&the_ctx, W.state, type->valuestring, text, strlen(text));
+		if (rc != OUTPOST_OK)
+			goto out;
+	}
+	if (atomic_load(&W.cancelled)) {
+		host_set_error(&the_ctx, "cancelled before it started");
+		rc = OUTPOST_ERR_CANCELLED;
+		goto out;
+	}
+	rc = W.plugin.desc.execute(&the_ctx, W.state, type->valuestring, text, strlen(text));
+out:
+	free(text);
+	cJSON_Delete(effective);
+	return rc;
+}
+
+static int task_mode(const cJSON *init)
+{
+	struct op_buf in = OP_BUF_INIT;
+	pthread_t reader;
+	cJSON *task = NULL;
+	uint8_t type;
+	int rc;
+
+	apply_memory_limit(init);
+	if (load_for_task(init) < 0)
+		return EXIT_LOAD_FAILED;
+	rc = fr_read(W.fd, &type, &in);
+	if (rc <= 0 || type != FR_TASK) {
+		op_buf_release(&in);
+		return rc == 0 ? 0 : EXIT_PROTOCOL; /* a spare worker told to go away */
+	}
+	task = cJSON_ParseWithLength(in.data, in.len);
+	op_buf_release(&in);
+	if (task == NULL)
+		return EXIT_PROTOCOL;
+	if (pthread_create(&reader, NULL, reader_main, NULL) != 0) {
+		cJSON_Delete(task);
+		return EXIT_PROTOCOL;
+	}
+	pthread_detach(reader);
+	W.in_task = true;
+	rc = run_task(task);
+	cJSON_Delete(task);
+	send_done(rc);
+	if (W.plugin.desc.shutdown != NULL)
+		W.plugin.desc.shutdown(W.state);
+	return 0;
+}
+
+/* ---- scan mode ---------------------------------------------------------------------- */
+
+static void scan_one(const char *path, const cJSON *configs)
+{
+	struct wk_plugin p;
+	struct op_error err = {0};
+	const char *stage = WK_STAGE_LOAD;
+	cJSON *out = cJSON_CreateObject();
+
+	if (out == NULL)
+		return;
+	cJSON_AddStringToObject(out, "path", path);
+	(void)send_frame(FR_SCAN_BEGIN, path, strlen(path));
+	if (wk_plugin_load(path, &host_api, &p, &stage, &err) != OP_OK) {
+		cJSON_AddBoolToObject(out, "ok", 0);
+		cJSON_AddStringToObject(out, "stage", stage);
+		cJSON_AddStringToObject(out, "message", err.msg);
+	} else {
+		void *state = NULL;
+		int irc = OUTPOST_OK;
+
+		W.init_error[0] = '\0';
+		if (p.desc.init != NULL) {
+			const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(configs, p.desc.name);
+			char *text = cfg ? cJSON_PrintUnformatted(cfg)
+					 : strdup("{\"config\":{},\"agent\":{}}");
+
+			irc = text ? p.desc.init(&the_ctx, text, strlen(text), &state)
+				   : OUTPOST_ERR_INTERNAL;
+			free(text);
+			if (irc == OUTPOST_OK && p.desc.shutdown != NULL)
+				p.desc.shutdown(state);
+		}
+		if (irc != OUTPOST_OK) {
+			char msg[1536];
+
+			if (W.init_error[0])
+				snprintf(msg, sizeof(msg), "plugin %s failed to initialise: %s",
+					 p.desc.name, W.init_error);
+			else
+				snprintf(msg, sizeof(msg),
+					 "plugin %s failed to initialise (init returned %d)",
+					 p.desc.name, irc);
+			cJSON_AddBoolToObject(out, "ok", 0);
+			cJSON_AddStringToObject(out, "stage", WK_STAGE_INIT);
+			cJSON_AddStringToObject(out, "message", msg);
+		} else {
+			cJSON_AddBoolToObject(out, "ok", 1);
+			cJSON_AddItemToObject(out, "descriptor", wk_plugin_describe(&p));
+		}
+		wk_plugin_release(&p);
+	}
+	(void)send_json(FR_SCAN_RESULT, out);
+	cJSON_Delete(out);
+}
+
+static int scan_mode(const cJSON *scan)
+{
+	const cJSON *files = cJSON_GetObjectItemCaseSensitive(scan, "files");
+	const cJSON *configs = cJSON_GetObjectItemCaseSensitive(scan, "config");
+	const cJSON *f;
+
+	cJSON_ArrayForEach(f, files)
+	{
+		if (cJSON_IsString(f))
+			scan_one(f->valuestring, configs);
+	}
+	return 0;
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: outpost-worker --fd N [LABEL]\n"
+			"outpost-worker is started by outpost-agent; it is not meant to be run by hand.\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct op_buf in = OP_BUF_INIT;
+	struct sigaction sa;
+	cJSON *first = NULL;
+	long long fd;
+	uint8_t type;
+	int rc, st;
+
+	if (argc < 3 || strcmp(argv[1], "--fd") != 0 || op_parse_i64(argv[2], 3, INT_MAX, &fd) < 0)
+		return usage();
+	W.fd = (int)fd;
+	{
+		int stype = 0;
+		socklen_t sl = sizeof(stype);
+
+		if (getsockopt(W.fd, SOL_SOCKET, SO_TYPE, &stype, &sl) < 0)
+			return usage();
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigterm;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = fr_read(W.fd, &type, &in);
+	if (rc <= 0)
+		return rc == 0 ? 0 : EXIT_PROTOCOL;
+	first = cJSON_ParseWithLength(in.data, in.len);
+	op_buf_release(&in);
+	if (first == NULL)
+		return EXIT_PROTOCOL;
+	if (type == FR_INIT)
+		st = task_mode(first);
+	else if (type == FR_SCAN)
+		st = scan_mode(first);
+	else
+		st = EXIT_PROTOCOL;
+	cJSON_Delete(first);
+	for (struct secret_copy *s = W.secrets, *next; s; s = next) {
+		next = s->next;
+		explicit_bzero(s->value, s->len);
+		free(s->value);
+		free(s);
+	}
+	if (W.plugin_loaded)
+		wk_plugin_release(&W.plugin);
+	/* _exit: a plugin's threads may still run; atexit handlers of its libraries must not. */
+	fflush(NULL);
+	_exit(st);
+}
