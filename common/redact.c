@@ -119,11 +119,14 @@ static size_t secret_at(const struct op_redactor *r, const char *s, size_t left)
 	return 0;
 }
 
-int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op_buf *out)
+/* Redacts IN[0..len) into OUT, but only matches that start before STOP; returns how many
+ * input bytes were consumed (at least STOP, more when a match runs past it). */
+static size_t redact_part(const struct op_redactor *r, const char *in, size_t len, size_t stop,
+			  struct op_buf *out, int *oom)
 {
 	size_t i = 0, start = 0;
 
-	while (i < len) {
+	while (i < stop) {
 		size_t n = secret_at(r, in + i, len - i);
 
 		if (n == 0 && (i == 0 || !is_word_char(in[i - 1])))
@@ -131,14 +134,48 @@ int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op
 		if (n > 0) {
 			if (op_buf_append(out, in + start, i - start) < 0 ||
 			    op_buf_puts(out, OP_REDACTED) < 0)
-				return -1;
+				*oom = 1;
 			i += n;
 			start = i;
 		} else {
 			i++;
 		}
 	}
-	return op_buf_append(out, in + start, len - start);
+	if (op_buf_append(out, in + start, i - start) < 0)
+		*oom = 1;
+	return i;
+}
+
+int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op_buf *out)
+{
+	int oom = 0;
+
+	redact_part(r, in, len, len, out, &oom);
+	return oom ? -1 : 0;
+}
+
+size_t op_redact_holdback(const struct op_redactor *r)
+{
+	size_t h = 128; /* tokens are far shorter than this */
+
+	for (size_t i = 0; r != NULL && i < r->n; i++)
+		if (r->lens[i] * 6 > h)
+			h = r->lens[i] * 6; /* the JSON-escaped form may be 6 bytes a byte */
+	return h;
+}
+
+int op_redact_stream(const struct op_redactor *r, struct op_buf *pending, int final,
+		     struct op_buf *out)
+{
+	size_t hold = final ? 0 : op_redact_holdback(r), stop, used;
+	int oom = 0;
+
+	if (pending->len <= hold)
+		return 0;
+	stop = pending->len - hold;
+	used = redact_part(r, pending->data, pending->len, stop, out, &oom);
+	op_buf_consume(pending, used);
+	return oom ? -1 : 0;
 }
 
 int op_redact_needed(const struct op_redactor *r, const char *text, size_t len)

@@ -24,6 +24,13 @@ void op_redactor_release(struct op_redactor *r);
  * every Outpost token (oe_..., oa_...) replaced by [REDACTED]. Returns 0 or -1 (OOM). */
 int op_redact(const struct op_redactor *r, const char *in, size_t len, struct op_buf *out);
 
+/* For streams cut into chunks at arbitrary places: PENDING holds bytes not yet emitted. Emits
+ * to OUT, redacted, all of PENDING but a tail long enough to hold the start of a secret split
+ * across chunks (all of it when FINAL), and drops what it emitted from PENDING. */
+int op_redact_stream(const struct op_redactor *r, struct op_buf *pending, int final,
+		     struct op_buf *out);
+size_t op_redact_holdback(const struct op_redactor *r);
+
 /* True when TEXT contains an Outpost token or one of R's values. */
 int op_redact_needed(const struct op_redactor *r, const char *text, size_t len);
 

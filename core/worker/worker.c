@@ -543,6 +543,7 @@ static int task_mode(const cJSON *init)
 	W.in_task = true;
 	rc = run_task(task);
 	cJSON_Delete(task);
+	fflush(NULL); /* what the plugin printf()ed reaches the parent before FR_DONE */
 	send_done(rc);
 	if (W.plugin.desc.shutdown != NULL)
 		W.plugin.desc.shutdown(W.state);
@@ -572,7 +573,7 @@ static void scan_one(const char *path, const cJSON *configs)
 
 		W.init_error[0] = '\0';
 		if (p.desc.init != NULL) {
-			const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(configs, p.desc.name);
+			const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(configs, path);
 			char *text = cfg ? cJSON_PrintUnformatted(cfg)
 					 : strdup("{\"config\":{},\"agent\":{}}");
 

@@ -1,0 +1,1180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Workers: spawn, spares, frames, deadlines, cancel, output limits, crash reporting, reaping. */
+#include "supervisor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "redact.h"
+#include "workerproc.h"
+#include "units.h"
+
+#define SPARE_RETRY_S 30.0
+
+enum ws_state { WS_STARTING, WS_READY, WS_BUSY, WS_FINISHED };
+
+struct sv_plugin {
+	char *name;
+	char *path;
+	char **types;
+	size_t n_types;
+	char *init_json;
+	struct ag_strlist env_allow;
+	bool spare;
+	double spare_retry_at;
+};
+
+struct sv_worker {
+	struct sv_worker *next;
+	struct sv *sv;
+	struct sv_plugin *plugin;
+	struct wk_proc proc;
+	enum ws_state state;
+	struct op_buf in, out;
+	struct sv_job *job;
+	double start_deadline; /* not READY by then: kill */
+	double kill_at;	       /* SIGKILL the group then (0 = not scheduled) */
+	bool exited;
+	int status;
+	struct rusage ru;
+	char *load_error;
+};
+
+struct sv_job {
+	struct sv_job *next;
+	struct sv *sv;
+	struct sv_worker *w;
+	struct sv_plugin *plugin;
+	char *type;
+	char *workspace;
+	const struct sv_events *ev;
+	void *ud;
+	double started, deadline, timeout;
+	bool cancel_requested, timed_out, killed, done_frame, reported;
+	char *stop_reason;
+	int rc;
+	struct op_buf result, error;
+	uint64_t output_bytes, output_cut;
+	bool cut_noted;
+	struct op_redactor redactor;
+	struct op_buf pending[3]; /* per stream, for redaction across chunk borders */
+};
+
+struct sv {
+	struct sv_options opts;
+	char *worker_path;
+	struct sv_plugin *plugins;
+	size_t n_plugins;
+	struct sv_worker *workers;
+	struct sv_job *jobs;
+	bool spares_on;
+	bool reap_strays;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *sv_status_name(enum sv_status s)
+{
+	static const char *const names[] = {"succeeded", "failed",    "invalid",   "cancelled",
+					    "timed_out", "crashed",   "load_failed"};
+
+	return (unsigned)s < OP_ARRAY_LEN(names) ? names[s] : "failed";
+}
+
+/* ---- construction ------------------------------------------------------------------------ */
+
+char *sv_init_json(const struct sv_options *o, const cJSON *settings)
+{
+	cJSON *root = cJSON_CreateObject(), *agent;
+	char *text = NULL;
+
+	if (root == NULL)
+		return NULL;
+	cJSON_AddItemToObject(root, "config",
+			      settings ? cJSON_Duplicate(settings, true) : cJSON_CreateObject());
+	agent = cJSON_AddObjectToObject(root, "agent");
+	if (agent) {
+		if (o->proxy)
+			cJSON_AddStringToObject(agent, "proxy", o->proxy);
+		else
+			cJSON_AddNullToObject(agent, "proxy");
+		if (o->no_proxy)
+			cJSON_AddStringToObject(agent, "no_proxy", o->no_proxy);
+		else
+			cJSON_AddNullToObject(agent, "no_proxy");
+		if (o->ca_file)
+			cJSON_AddStringToObject(agent, "ca_file", o->ca_file);
+		else
+			cJSON_AddNullToObject(agent, "ca_file");
+	}
+	text = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return text;
+}
+
+op_rc sv_new(const struct sv_options *opts, const struct sv_plugin_spec *plugins, size_t n,
+	     struct sv **out, struct op_error *err)
+{
+	struct sv *sv = calloc(1, sizeof(*sv));
+	op_rc rc = OP_OK;
+
+	if (sv == NULL)
+		return op_fail(err, OP_ENOMEM, "out of memory");
+	sv->opts = *opts;
+	sv->spares_on = true;
+	sv->worker_path = strdup(opts->worker_path);
+	sv->plugins = calloc(n ? n : 1, sizeof(*sv->plugins));
+	if (sv->worker_path == NULL || sv->plugins == NULL) {
+		rc = op_fail(err, OP_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sv_plugin *p = &sv->plugins[i];
+		const cJSON *allow = cJSON_GetObjectItemCaseSensitive(plugins[i].settings, "env_allow");
+		const cJSON *item;
+
+		sv->n_plugins++;
+		p->name = strdup(plugins[i].name);
+		p->path = strdup(plugins[i].path);
+		p->types = calloc(plugins[i].n_types ? plugins[i].n_types : 1, sizeof(char *));
+		p->init_json = sv_init_json(opts, plugins[i].settings);
+		p->spare = plugins[i].spare;
+		if (p->name == NULL || p->path == NULL || p->types == NULL || p->init_json == NULL) {
+			rc = op_fail(err, OP_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t t = 0; t < plugins[i].n_types; t++) {
+			p->types[t] = strdup(plugins[i].types[t]);
+			if (p->types[t] == NULL) {
+				rc = op_fail(err, OP_ENOMEM, "out of memory");
+				goto out;
+			}
+			p->n_types++;
+		}
+		if (allow != NULL && !cJSON_IsArray(allow)) {
+			rc = op_fail(err, OP_EINVAL,
+				     "plugins.config.%s.env_allow: expected a list of variable names",
+				     p->name);
+			goto out;
+		}
+		cJSON_ArrayForEach(item, allow)
+		{
+			if (!cJSON_IsString(item)) {
+				rc = op_fail(err, OP_EINVAL,
+					     "plugins.config.%s.env_allow: expected variable names",
+					     p->name);
+				goto out;
+			}
+			if (ag_strlist_add(&p->env_allow, item->valuestring) != OP_OK) {
+				rc = op_fail(err, OP_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	}
+out:
+	if (rc != OP_OK) {
+		sv_free(sv);
+		return rc;
+	}
+	*out = sv;
+	return OP_OK;
+}
+
+static void job_free(struct sv_job *j)
+{
+	free(j->type);
+	free(j->workspace);
+	free(j->stop_reason);
+	op_buf_release(&j->result);
+	op_buf_release(&j->error);
+	for (int i = 0; i < 3; i++)
+		op_buf_release(&j->pending[i]);
+	op_redactor_release(&j->redactor);
+	free(j);
+}
+
+static void worker_free(struct sv_worker *w)
+{
+	wk_proc_close(&w->proc);
+	op_buf_release(&w->in);
+	op_buf_release(&w->out);
+	free(w->load_error);
+	free(w);
+}
+
+void sv_free(struct sv *sv)
+{
+	if (sv == NULL)
+		return;
+	/* Whatever still runs is killed with its process group and reaped. */
+	for (struct sv_worker *w = sv->workers, *next; w; w = next) {
+		next = w->next;
+		if (!w->exited) {
+			kill(-w->proc.pid, SIGKILL);
+			kill(w->proc.pid, SIGKILL);
+			waitpid(w->proc.pid, NULL, 0);
+		}
+		worker_free(w);
+	}
+	for (struct sv_job *j = sv->jobs, *next; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	wk_reap_strays(NULL, 0);
+	for (size_t i = 0; i < sv->n_plugins; i++) {
+		struct sv_plugin *p = &sv->plugins[i];
+
+		free(p->name);
+		free(p->path);
+		for (size_t t = 0; t < p->n_types; t++)
+			free(p->types[t]);
+		free(p->types);
+		free(p->init_json);
+		ag_strlist_release(&p->env_allow);
+	}
+	free(sv->plugins);
+	free(sv->worker_path);
+	free(sv);
+}
+
+static struct sv_plugin *plugin_for_type(const struct sv *sv, const char *type)
+{
+	for (size_t i = 0; i < sv->n_plugins; i++)
+		for (size_t t = 0; t < sv->plugins[i].n_types; t++)
+			if (strcmp(sv->plugins[i].types[t], type) == 0)
+				return &sv->plugins[i];
+	return NULL;
+}
+
+const char *sv_plugin_for_type(const struct sv *sv, const char *type)
+{
+	const struct sv_plugin *p = plugin_for_type(sv, type);
+
+	return p ? p->name : NULL;
+}
+
+/* ---- workers ----------------------------------------------------------------------------- */
+
+static int queue_frame(struct sv_worker *w, uint8_t type, const void *data, size_t len)
+{
+	return fr_encode(&w->out, type, data, len);
+}
+
+/* Writes what is queued for W without blocking. */
+static void flush_out(struct sv_worker *w)
+{
+	while (w->out.len > 0 && w->proc.sock >= 0) {
+		ssize_t n = write(w->proc.sock, w->out.data, w->out.len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EAGAIN: poll says when; EPIPE: the exit path reports it */
+		op_buf_consume(&w->out, (size_t)n);
+	}
+}
+
+static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct op_error *err)
+{
+	struct sv_worker *w = calloc(1, sizeof(*w));
+	cJSON *init = NULL;
+	char *text = NULL;
+	char label[96];
+
+	if (w == NULL) {
+		op_fail(err, OP_ENOMEM, "out of memory");
+		return NULL;
+	}
+	w->sv = sv;
+	w->plugin = p;
+	w->proc.pid = -1;
+	w->proc.sock = w->proc.out = w->proc.pidfd = -1;
+	snprintf(label, sizeof(label), "%s", p->name);
+	if (wk_spawn(sv->worker_path, label, &p->env_allow, true, &w->proc, err) != OP_OK) {
+		free(w);
+		return NULL;
+	}
+	init = cJSON_CreateObject();
+	if (init == NULL)
+		goto fail;
+	cJSON_AddStringToObject(init, "plugin", p->path);
+	cJSON_AddItemToObject(init, "config", cJSON_Parse(p->init_json));
+	cJSON_AddNumberToObject(init, "log_level", sv->opts.log_level);
+#ifdef OUTPOST_SANITIZER_BUILD
+	/* ASan reserves terabytes of address space: no RLIMIT_AS here (decisions.md 11). */
+#else
+	if (sv->opts.memory_limit > 0)
+		cJSON_AddNumberToObject(init, "memory_limit", (double)sv->opts.memory_limit);
+#endif
+	text = cJSON_PrintUnformatted(init);
+	if (text == NULL || queue_frame(w, FR_INIT, text, strlen(text)) < 0)
+		goto fail;
+	cJSON_free(text);
+	cJSON_Delete(init);
+	w->state = WS_STARTING;
+	w->start_deadline = now_s() + sv->opts.start_timeout;
+	w->next = sv->workers;
+	sv->workers = w;
+	flush_out(w);
+	return w;
+fail:
+	cJSON_free(text);
+	cJSON_Delete(init);
+	kill(-w->proc.pid, SIGKILL);
+	waitpid(w->proc.pid, NULL, 0);
+	worker_free(w);
+	op_fail(err, OP_ENOMEM, "out of memory");
+	return NULL;
+}
+
+void sv_set_spares(struct sv *sv, bool on)
+{
+	sv->spares_on = on;
+	if (on)
+		return;
+	for (struct sv_worker *w = sv->workers; w; w = w->next)
+		if (w->job == NULL && (w->state == WS_READY || w->state == WS_STARTING) &&
+		    w->proc.sock >= 0) {
+			/* Closing the channel tells an idle spare to exit. */
+			close(w->proc.sock);
+			w->proc.sock = -1;
+			w->state = WS_FINISHED;
+			w->kill_at = now_s() + w->sv->opts.grace;
+		}
+}
+
+static void refill_spares(struct sv *sv)
+{
+	double now = now_s();
+
+	if (!sv->spares_on)
+		return;
+	for (size_t i = 0; i < sv->n_plugins; i++) {
+		struct sv_plugin *p = &sv->plugins[i];
+		struct op_error err = {0};
+		bool have = false;
+
+		if (!p->spare || now < p->spare_retry_at)
+			continue;
+		for (struct sv_worker *w = sv->workers; w; w = w->next)
+			if (w->plugin == p && w->job == NULL &&
+			    (w->state == WS_STARTING || w->state == WS_READY))
+				have = true;
+		if (have)
+			continue;
+		if (spawn_worker(sv, p, &err) == NULL) {
+			op_log_warn("supervisor", "cannot start a spare worker for %s: %s", p->name,
+				    err.msg);
+			p->spare_retry_at = now + SPARE_RETRY_S;
+		}
+	}
+}
+
+void sv_prestart(struct sv *sv)
+{
+	refill_spares(sv);
+}
+
+/* ---- job reporting ----------------------------------------------------------------------- */
+
+static void emit_log(struct sv_job *j, int level, const char *text, size_t len);
+static int read_pipe(struct sv_worker *w);
+static void close_pipe(struct sv_worker *w);
+
+/* Accounts LEN more bytes of output; returns how many may pass. */
+static size_t budget(struct sv_job *j, size_t len)
+{
+	uint64_t limit = j->sv->opts.output_limit;
+	size_t pass;
+
+	if (limit == 0 || j->output_bytes >= limit) {
+		pass = limit == 0 ? len : 0;
+	} else {
+		pass = (uint64_t)len <= limit - j->output_bytes ? len : (size_t)(limit - j->output_bytes);
+	}
+	j->output_bytes += pass;
+	j->output_cut += len - pass;
+	if (pass < len && !j->cut_noted) {
+		char msg[160], lim[32];
+
+		j->cut_noted = true;
+		snprintf(lim, sizeof(lim), "%llu bytes", (unsigned long long)limit);
+		snprintf(msg, sizeof(msg),
+			 "task output reached the limit of %s (workers.output_limit): the rest is dropped",
+			 lim);
+		if (j->ev->log)
+			j->ev->log(j->ud, OP_LOG_WARN, msg, strlen(msg));
+	}
+	return pass;
+}
+
+static void emit_log(struct sv_job *j, int level, const char *text, size_t len)
+{
+	struct op_buf clean = OP_BUF_INIT;
+	size_t pass = budget(j, len);
+
+	if (pass == 0 || j->ev->log == NULL)
+		return;
+	if (op_redact(&j->redactor, text, pass, &clean) == 0 && clean.data)
+		j->ev->log(j->ud, level, clean.data, clean.len);
+	op_buf_release(&clean);
+}
+
+static void emit_output(struct sv_job *j, int stream, const char *data, size_t len, bool final)
+{
+	struct op_buf clean = OP_BUF_INIT;
+	struct op_buf *pending = &j->pending[stream == 1 ? 1 : 2];
+	size_t pass = len ? budget(j, len) : 0;
+
+	if (pass > 0 && op_buf_append(pending, data, pass) < 0)
+		return;
+	if (op_redact_stream(&j->redactor, pending, final, &clean) == 0 && clean.len > 0 &&
+	    j->ev->output)
+		j->ev->output(j->ud, stream == 1 ? 1 : 2, clean.data, clean.len);
+	op_buf_release(&clean);
+}
+
+static cJSON *list_artifacts(const char *workspace)
+{
+	cJSON *list = cJSON_CreateArray();
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (list == NULL || op_snprintf(dir, sizeof(dir), "%s/artifacts", workspace) < 0)
+		return list;
+	d = opendir(dir);
+	if (d == NULL)
+		return list;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX + 256], hex[65];
+		unsigned char md[32], buf[65536];
+		unsigned int mdlen = 0;
+		struct stat st;
+		EVP_MD_CTX *ctx;
+		cJSON *a;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			continue;
+		}
+		ctx = EVP_MD_CTX_new();
+		if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+			ssize_t n;
+
+			while ((n = read(fd, buf, sizeof(buf))) > 0)
+				EVP_DigestUpdate(ctx, buf, (size_t)n);
+			EVP_DigestFinal_ex(ctx, md, &mdlen);
+		}
+		EVP_MD_CTX_free(ctx);
+		close(fd);
+		for (unsigned int i = 0; i < mdlen && i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		hex[mdlen == 32 ? 64 : 0] = '\0';
+		a = cJSON_CreateObject();
+		if (a == NULL)
+			continue;
+		cJSON_AddStringToObject(a, "name", e->d_name);
+		cJSON_AddNumberToObject(a, "size", (double)st.st_size);
+		cJSON_AddStringToObject(a, "sha256", hex);
+		cJSON_AddStringToObject(a, "path", path);
+		cJSON_AddItemToArray(list, a);
+	}
+	closedir(d);
+	return list;
+}
+
+static void unlink_job(struct sv *sv, struct sv_job *j)
+{
+	for (struct sv_job **pp = &sv->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			return;
+		}
+}
+
+/* Reports J's outcome once and frees it. */
+static void finish_job(struct sv_job *j, enum sv_status status, const char *message)
+{
+	struct sv *sv = j->sv;
+	struct sv_outcome o;
+	struct op_buf result = OP_BUF_INIT, error = OP_BUF_INIT;
+	cJSON *artifacts;
+
+	if (j->reported)
+		return;
+	j->reported = true;
+	emit_output(j, 1, NULL, 0, true);
+	emit_output(j, 2, NULL, 0, true);
+	if (j->result.len > 0)
+		op_redact(&j->redactor, j->result.data, j->result.len, &result);
+	if (message != NULL)
+		op_redact(&j->redactor, message, strlen(message), &error);
+	artifacts = list_artifacts(j->workspace);
+	memset(&o, 0, sizeof(o));
+	o.status = status;
+	o.error = error.data;
+	o.result = result.data;
+	o.artifacts = artifacts;
+	o.duration = now_s() - j->started;
+	o.output_bytes = j->output_bytes;
+	o.output_cut = j->output_cut;
+	if (j->w)
+		j->w->job = NULL;
+	unlink_job(sv, j);
+	if (j->ev->done)
+		j->ev->done(j->ud, &o);
+	cJSON_Delete(artifacts);
+	op_buf_release(&result);
+	op_buf_release(&error);
+	job_free(j);
+}
+
+static const char *plugin_error(struct sv_job *j, const char *fallback)
+{
+	return j->error.len ? j->error.data : fallback;
+}
+
+/* The outcome once the worker sent FR_DONE. */
+static void finish_from_done(struct sv_job *j)
+{
+	char msg[1536], dur[32];
+
+	if (j->timed_out) {
+		op_format_duration(j->timeout, dur, sizeof(dur));
+		snprintf(msg, sizeof(msg), "task timed out after %s", dur);
+		finish_job(j, SV_TIMED_OUT, msg);
+		return;
+	}
+	switch (j->rc) {
+	case 0:
+		finish_job(j, SV_SUCCEEDED, NULL);
+		return;
+	case 1:
+		finish_job(j, SV_INVALID, plugin_error(j, "invalid params"));
+		return;
+	case 3:
+		if (j->cancel_requested) {
+			snprintf(msg, sizeof(msg), "cancelled: %s",
+				 j->stop_reason ? j->stop_reason : "on request");
+			finish_job(j, SV_CANCELLED, j->error.len ? j->error.data : msg);
+		} else {
+			finish_job(j, SV_CANCELLED, plugin_error(j, "cancelled"));
+		}
+		return;
+	case 4:
+		finish_job(j, SV_TIMED_OUT, plugin_error(j, "the task's own time limit passed"));
+		return;
+	default:
+		snprintf(msg, sizeof(msg), "plugin %s reported a failure without a message (code %d)",
+			 j->plugin->name, j->rc);
+		finish_job(j, SV_FAILED, plugin_error(j, msg));
+		return;
+	}
+}
+
+/* The outcome when the worker ended without FR_DONE. */
+static void finish_from_exit(struct sv_worker *w)
+{
+	struct sv_job *j = w->job;
+	char how[64], msg[1700], dur[32], grace[32];
+	uint64_t limit = w->sv->opts.memory_limit;
+
+	if (j == NULL)
+		return;
+	wk_describe_status(w->status, how, sizeof(how));
+	op_format_duration(w->sv->opts.grace, grace, sizeof(grace));
+	if (w->load_error) {
+		finish_job(j, SV_LOAD_FAILED, w->load_error);
+		return;
+	}
+	if (w->state == WS_STARTING) {
+		snprintf(msg, sizeof(msg), "plugin %s crashed while loading: %s", w->plugin->name, how);
+		finish_job(j, SV_LOAD_FAILED, msg);
+		return;
+	}
+	if (j->timed_out) {
+		op_format_duration(j->timeout, dur, sizeof(dur));
+		snprintf(msg, sizeof(msg), "task timed out after %s%s", dur,
+			 j->killed ? "; the plugin did not stop and was killed" : "");
+		finish_job(j, SV_TIMED_OUT, msg);
+		return;
+	}
+	if (j->cancel_requested) {
+		snprintf(msg, sizeof(msg), "cancelled: %s%s",
+			 j->stop_reason ? j->stop_reason : "on request",
+			 j->killed ? " (the plugin did not stop within " : "");
+		if (j->killed) {
+			strncat(msg, grace, sizeof(msg) - strlen(msg) - 1);
+			strncat(msg, " and was killed)", sizeof(msg) - strlen(msg) - 1);
+		}
+		finish_job(j, SV_CANCELLED, msg);
+		return;
+	}
+	if (WIFSIGNALED(w->status)) {
+		snprintf(msg, sizeof(msg), "plugin %s crashed: %s", w->plugin->name, how);
+		if (limit > 0 && (uint64_t)w->ru.ru_maxrss * 1024 >= limit / 10 * 8) {
+			char used[64];
+
+			snprintf(used, sizeof(used), "; it had used %lld MiB of its %llu MiB memory limit",
+				 (long long)w->ru.ru_maxrss / 1024,
+				 (unsigned long long)(limit >> 20));
+			strncat(msg, used, sizeof(msg) - strlen(msg) - 1);
+			strncat(msg, " (workers.memory_limit)", sizeof(msg) - strlen(msg) - 1);
+		}
+	} else if (WIFEXITED(w->status)) {
+		snprintf(msg, sizeof(msg),
+			 "plugin %s ended the worker with %s before finishing the task (it called exit())",
+			 w->plugin->name, how);
+	} else {
+		snprintf(msg, sizeof(msg), "plugin %s: the worker ended unexpectedly (%s)",
+			 w->plugin->name, how);
+	}
+	if (j->error.len) {
+		strncat(msg, ": ", sizeof(msg) - strlen(msg) - 1);
+		strncat(msg, j->error.data, sizeof(msg) - strlen(msg) - 1);
+	}
+	finish_job(j, SV_CRASHED, msg);
+}
+
+/* ---- frames from a worker ---------------------------------------------------------------- */
+
+static void answer_secret(struct sv_worker *w, const char *payload, size_t len)
+{
+	struct sv_job *j = w->job;
+	cJSON *req = cJSON_ParseWithLength(payload, len);
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(req, "name");
+	const cJSON *host = cJSON_GetObjectItemCaseSensitive(req, "host");
+	struct op_buf value = OP_BUF_INIT, frame = OP_BUF_INIT;
+	char why[512] = "";
+	unsigned char found = 0;
+
+	if (j != NULL && cJSON_IsString(name) && w->sv->opts.secret != NULL &&
+	    w->sv->opts.secret(w->sv->opts.secret_ud, j->type, name->valuestring,
+			       cJSON_IsString(host) ? host->valuestring : NULL, &value, why,
+			       sizeof(why)) == 1)
+		found = 1;
+	if (found) {
+		(void)op_redactor_add(&j->redactor, value.data ? value.data : "", value.len);
+	} else if (j != NULL) {
+		char msg[768];
+
+		snprintf(msg, sizeof(msg), "secret \"%s\" refused: %s",
+			 cJSON_IsString(name) ? name->valuestring : "?", why[0] ? why : "unknown secret");
+		op_log_warn("supervisor", "%s task_type=%s", msg, j->type);
+		if (j->ev->log)
+			j->ev->log(j->ud, OP_LOG_WARN, msg, strlen(msg));
+	}
+	if (op_buf_append(&frame, &found, 1) == 0 &&
+	    (value.len == 0 || op_buf_append(&frame, value.data, value.len) == 0))
+		(void)queue_frame(w, FR_SECRET, frame.data, frame.len);
+	if (value.data)
+		explicit_bzero(value.data, value.len);
+	if (frame.data)
+		explicit_bzero(frame.data, frame.len);
+	op_buf_release(&value);
+	op_buf_release(&frame);
+	cJSON_Delete(req);
+	flush_out(w);
+}
+
+static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t len)
+{
+	struct sv_job *j = w->job;
+
+	switch (type) {
+	case FR_READY:
+		if (w->state == WS_STARTING)
+			w->state = j ? WS_BUSY : WS_READY;
+		if (j)
+			j->started = j->started ? j->started : now_s();
+		break;
+	case FR_LOAD_ERROR: {
+		cJSON *o = cJSON_ParseWithLength(p, len);
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+
+		free(w->load_error);
+		w->load_error = strdup(cJSON_IsString(m) ? m->valuestring : "the plugin failed to load");
+		if (j == NULL) {
+			op_log_error("supervisor", "spare worker for %s: %s", w->plugin->name,
+				     w->load_error ? w->load_error : "load failed");
+			w->plugin->spare_retry_at = now_s() + SPARE_RETRY_S;
+		} else {
+			finish_job(j, SV_LOAD_FAILED, w->load_error);
+		}
+		cJSON_Delete(o);
+		w->state = WS_FINISHED;
+		w->kill_at = now_s() + w->sv->opts.grace;
+		break;
+	}
+	case FR_LOG:
+		if (j && len >= 1)
+			emit_log(j, (unsigned char)p[0], p + 1, len - 1);
+		break;
+	case FR_OUTPUT:
+		if (j && len >= 1)
+			emit_output(j, (unsigned char)p[0], p + 1, len - 1, false);
+		break;
+	case FR_PROGRESS:
+		if (j && j->ev->progress) {
+			cJSON *o = cJSON_ParseWithLength(p, len);
+			const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "fraction");
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+
+			if (cJSON_IsNumber(f))
+				j->ev->progress(j->ud, f->valuedouble,
+						cJSON_IsString(m) ? m->valuestring : NULL);
+			cJSON_Delete(o);
+		}
+		break;
+	case FR_RESULT:
+		if (j) {
+			op_buf_reset(&j->result);
+			(void)op_buf_append(&j->result, p, len);
+		}
+		break;
+	case FR_ERROR:
+		if (j) {
+			op_buf_reset(&j->error);
+			(void)op_buf_append(&j->error, p, len);
+		}
+		break;
+	case FR_SECRET_REQ:
+		answer_secret(w, p, len);
+		break;
+	case FR_DONE:
+		/* Output the plugin wrote before it finished is in the pipe already. */
+		if (w->proc.out >= 0 && read_pipe(w) < 0)
+			close_pipe(w);
+		if (j) {
+			cJSON *o = cJSON_ParseWithLength(p, len);
+			const cJSON *rc = cJSON_GetObjectItemCaseSensitive(o, "rc");
+
+			j->rc = cJSON_IsNumber(rc) ? rc->valueint : 5;
+			j->done_frame = true;
+			cJSON_Delete(o);
+			finish_from_done(j);
+		}
+		w->state = WS_FINISHED;
+		w->kill_at = now_s() + w->sv->opts.grace;
+		break;
+	default:
+		op_log_warn("supervisor", "worker for %s sent an unknown frame type %u", w->plugin->name,
+			    type);
+		break;
+	}
+}
+
+/* Reads what the worker's socket holds. Returns -1 at EOF or on error. */
+static int read_sock(struct sv_worker *w)
+{
+	char chunk[65536];
+
+	for (;;) {
+		ssize_t n = read(w->proc.sock, chunk, sizeof(chunk));
+		long used;
+		uint8_t type;
+		const char *payload;
+		size_t plen;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		if (op_buf_append(&w->in, chunk, (size_t)n) < 0)
+			return -1;
+		while ((used = fr_parse(&w->in, &type, &payload, &plen)) > 0) {
+			on_frame(w, type, payload, plen);
+			op_buf_consume(&w->in, (size_t)used);
+			if (w->proc.sock < 0)
+				return -1;
+		}
+		if (used < 0) {
+			op_log_error("supervisor", "worker for %s sent a malformed frame",
+				     w->plugin->name);
+			return -1;
+		}
+	}
+}
+
+static int read_pipe(struct sv_worker *w)
+{
+	char chunk[65536];
+
+	for (;;) {
+		ssize_t n = read(w->proc.out, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return -1;
+		if (w->job)
+			emit_output(w->job, 2, chunk, (size_t)n, false);
+		/* Without a job (a spare's stray prints) the bytes are dropped. */
+	}
+}
+
+static void close_sock(struct sv_worker *w)
+{
+	if (w->proc.sock >= 0)
+		close(w->proc.sock);
+	w->proc.sock = -1;
+}
+
+static void close_pipe(struct sv_worker *w)
+{
+	if (w->proc.out >= 0)
+		close(w->proc.out);
+	w->proc.out = -1;
+}
+
+static void on_exit_(struct sv_worker *w)
+{
+	pid_t got;
+
+	do {
+		got = wait4(w->proc.pid, &w->status, WNOHANG, &w->ru);
+	} while (got < 0 && errno == EINTR);
+	if (got == 0)
+		return; /* a stale event for a reused descriptor: it has not exited */
+	w->exited = true;
+	/* Drain what it wrote before dying, then judge. */
+	if (w->proc.sock >= 0) {
+		(void)read_sock(w);
+		close_sock(w);
+	}
+	if (w->proc.out >= 0) {
+		(void)read_pipe(w);
+		close_pipe(w);
+	}
+	kill(-w->proc.pid, SIGKILL); /* its process group: children it left */
+	if (w->proc.pidfd >= 0)
+		close(w->proc.pidfd);
+	w->proc.pidfd = -1;
+	w->sv->reap_strays = true;
+	if (w->job)
+		finish_from_exit(w);
+	w->state = WS_FINISHED;
+}
+
+/* ---- the public event API ---------------------------------------------------------------- */
+
+op_rc sv_start(struct sv *sv, const struct sv_task *task, const struct sv_events *ev, void *ud,
+	       struct sv_job **out, struct op_error *err)
+{
+	struct sv_plugin *p = plugin_for_type(sv, task->type);
+	struct sv_worker *w = NULL;
+	struct sv_job *j;
+	cJSON *frame = NULL, *params = NULL;
+	char *text = NULL;
+	op_rc rc = OP_OK;
+
+	if (p == NULL)
+		return op_fail(err, OP_ENOENT, "no enabled plugin serves task type %s", task->type);
+	params = cJSON_Parse(task->params ? task->params : "{}");
+	if (params == NULL)
+		return op_fail(err, OP_EINVAL, "task params are not valid JSON");
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cJSON_Delete(params);
+		return op_fail(err, OP_ENOMEM, "out of memory");
+	}
+	j->sv = sv;
+	j->plugin = p;
+	j->ev = ev;
+	j->ud = ud;
+	j->timeout = task->timeout;
+	j->type = strdup(task->type);
+	j->workspace = strdup(task->workspace);
+	frame = cJSON_CreateObject();
+	if (j->type == NULL || j->workspace == NULL || frame == NULL) {
+		rc = op_fail(err, OP_ENOMEM, "out of memory");
+		goto out;
+	}
+	cJSON_AddStringToObject(frame, "id", task->id ? task->id : "");
+	cJSON_AddStringToObject(frame, "type", task->type);
+	cJSON_AddItemToObject(frame, "params", params);
+	params = NULL;
+	cJSON_AddStringToObject(frame, "workspace", task->workspace);
+	if (sv->opts.output_limit)
+		cJSON_AddNumberToObject(frame, "output_limit", (double)sv->opts.output_limit);
+	text = cJSON_PrintUnformatted(frame);
+	if (text == NULL) {
+		rc = op_fail(err, OP_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* A waiting spare of this plugin, or a fresh worker. */
+	for (struct sv_worker *c = sv->workers; c; c = c->next)
+		if (c->plugin == p && c->job == NULL &&
+		    (c->state == WS_READY || c->state == WS_STARTING) && c->proc.sock >= 0 &&
+		    (w == NULL || c->state == WS_READY))
+			w = c;
+	if (w == NULL) {
+		w = spawn_worker(sv, p, err);
+		if (w == NULL) {
+			rc = err ? err->rc : OP_EIO;
+			goto out;
+		}
+	}
+	if (queue_frame(w, FR_TASK, text, strlen(text)) < 0) {
+		rc = op_fail(err, OP_ENOMEM, "out of memory");
+		goto out;
+	}
+	j->w = w;
+	w->job = j;
+	if (w->state == WS_READY)
+		w->state = WS_BUSY;
+	j->started = now_s();
+	j->deadline = task->timeout > 0 ? j->started + task->timeout : 0;
+	j->next = sv->jobs;
+	sv->jobs = j;
+	flush_out(w);
+	*out = j;
+	j = NULL;
+out:
+	cJSON_Delete(params);
+	cJSON_Delete(frame);
+	cJSON_free(text);
+	if (j)
+		job_free(j);
+	return rc;
+}
+
+void sv_cancel(struct sv_job *j, const char *reason)
+{
+	struct sv_worker *w = j->w;
+
+	if (j->cancel_requested || j->reported)
+		return;
+	j->cancel_requested = true;
+	free(j->stop_reason);
+	j->stop_reason = strdup(reason ? reason : "on request");
+	if (w == NULL || w->exited)
+		return;
+	(void)queue_frame(w, FR_CANCEL, NULL, 0);
+	flush_out(w);
+	if (w->kill_at == 0 || w->kill_at > now_s() + w->sv->opts.grace)
+		w->kill_at = now_s() + w->sv->opts.grace;
+}
+
+void sv_kill(struct sv_job *j, const char *reason)
+{
+	struct sv_worker *w = j->w;
+
+	if (j->reported)
+		return;
+	if (!j->cancel_requested) {
+		j->cancel_requested = true;
+		free(j->stop_reason);
+		j->stop_reason = strdup(reason ? reason : "killed");
+	}
+	if (w && !w->exited) {
+		kill(-w->proc.pid, SIGKILL);
+		kill(w->proc.pid, SIGKILL);
+	}
+}
+
+int sv_max_pollfds(const struct sv *sv)
+{
+	int n = 0;
+
+	for (const struct sv_worker *w = sv->workers; w; w = w->next)
+		n += 3;
+	return n;
+}
+
+int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
+{
+	int n = 0;
+
+	for (struct sv_worker *w = sv->workers; w && n + 3 <= max; w = w->next) {
+		if (w->proc.sock >= 0) {
+			fds[n].fd = w->proc.sock;
+			fds[n].events = POLLIN | (w->out.len ? POLLOUT : 0);
+			fds[n++].revents = 0;
+		}
+		if (w->proc.out >= 0) {
+			fds[n].fd = w->proc.out;
+			fds[n].events = POLLIN;
+			fds[n++].revents = 0;
+		}
+		if (w->proc.pidfd >= 0) {
+			fds[n].fd = w->proc.pidfd;
+			fds[n].events = POLLIN;
+			fds[n++].revents = 0;
+		}
+	}
+	return n;
+}
+
+void sv_handle(struct sv *sv, const struct pollfd *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (fds[i].revents == 0)
+			continue;
+		for (struct sv_worker *w = sv->workers; w; w = w->next) {
+			if (fds[i].fd == w->proc.sock && w->proc.sock >= 0) {
+				if (fds[i].revents & POLLOUT)
+					flush_out(w);
+				if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && read_sock(w) < 0)
+					close_sock(w);
+				break;
+			}
+			if (fds[i].fd == w->proc.out && w->proc.out >= 0) {
+				if (read_pipe(w) < 0)
+					close_pipe(w);
+				break;
+			}
+			if (fds[i].fd == w->proc.pidfd && w->proc.pidfd >= 0) {
+				on_exit_(w);
+				break;
+			}
+		}
+	}
+}
+
+static double min_timer(double a, double b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+int sv_timeout_ms(struct sv *sv)
+{
+	double next = 0, now = now_s();
+
+	for (struct sv_worker *w = sv->workers; w; w = w->next) {
+		if (w->exited)
+			return 0; /* cleanup pending */
+		next = min_timer(next, w->kill_at);
+		if (w->state == WS_STARTING)
+			next = min_timer(next, w->start_deadline);
+		if (w->job && !w->job->timed_out)
+			next = min_timer(next, w->job->deadline);
+	}
+	for (size_t i = 0; i < sv->n_plugins; i++)
+		if (sv->plugins[i].spare && sv->plugins[i].spare_retry_at > now)
+			next = min_timer(next, sv->plugins[i].spare_retry_at);
+	if (next == 0)
+		return -1;
+	if (next <= now)
+		return 0;
+	return (int)ceil((next - now) * 1000);
+}
+
+void sv_tick(struct sv *sv)
+{
+	double now = now_s();
+
+	for (struct sv_worker *w = sv->workers; w; w = w->next) {
+		struct sv_job *j = w->job;
+
+		if (w->exited)
+			continue;
+		if (j && j->deadline && !j->timed_out && now >= j->deadline) {
+			j->timed_out = true;
+			(void)queue_frame(w, FR_CANCEL, NULL, 0);
+			flush_out(w);
+			kill(-w->proc.pid, SIGTERM);
+			w->kill_at = now + sv->opts.grace;
+		}
+		if (w->state == WS_STARTING && now >= w->start_deadline && w->kill_at == 0) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg),
+				 "plugin %s did not finish loading within %.0fs (workers.start_timeout)",
+				 w->plugin->name, sv->opts.start_timeout);
+			free(w->load_error);
+			w->load_error = strdup(msg);
+			if (j == NULL)
+				w->plugin->spare_retry_at = now + SPARE_RETRY_S;
+			kill(-w->proc.pid, SIGKILL);
+			kill(w->proc.pid, SIGKILL);
+			w->kill_at = now;
+		}
+		if (w->kill_at && now >= w->kill_at) {
+			if (j && !j->reported)
+				j->killed = true;
+			kill(-w->proc.pid, SIGKILL);
+			kill(w->proc.pid, SIGKILL);
+			w->kill_at = now + 1; /* again in a second if it is somehow still there */
+		}
+	}
+	/* Drop workers that are gone and have no job left to report. */
+	for (struct sv_worker **pp = &sv->workers; *pp;) {
+		struct sv_worker *w = *pp;
+
+		if (w->exited && w->job == NULL) {
+			*pp = w->next;
+			worker_free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+	if (sv->reap_strays) {
+		pid_t keep[256];
+		size_t n = 0;
+
+		sv->reap_strays = false;
+		for (struct sv_worker *w = sv->workers; w && n < OP_ARRAY_LEN(keep); w = w->next)
+			keep[n++] = w->proc.pid;
+		/* Killing a stray can orphan its own children to us: sweep until none is left. */
+		for (int round = 0; round < 8 && wk_reap_strays(keep, n) > 0; round++)
+			;
+	}
+	refill_spares(sv);
+}
+
+int sv_running(const struct sv *sv)
+{
+	int n = 0;
+
+	for (const struct sv_job *j = sv->jobs; j; j = j->next)
+		n++;
+	return n;
+}
+
+int sv_workers(const struct sv *sv)
+{
+	int n = 0;
+
+	for (const struct sv_worker *w = sv->workers; w; w = w->next)
+		if (!w->exited)
+			n++;
+	return n;
+}
