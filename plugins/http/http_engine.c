@@ -645,6 +645,14 @@ static const char *used_proxy(struct engine *e, const struct http_spec *s)
 	return s->proxy_set ? s->proxy : e->st->proxy;
 }
 
+static bool status_none(CURL *h)
+{
+	long status = 0;
+
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	return status == 0;
+}
+
 /* The message a user sees for a transfer that failed with RES. */
 static void describe_error(struct engine *e, struct xfer *x, CURLcode res, char *out, size_t size)
 {
@@ -766,6 +774,15 @@ static void describe_error(struct engine *e, struct xfer *x, CURLcode res, char 
 		snprintf(out, size,
 			 "more than %ld redirects (max_redirects); the last one pointed at %s",
 			 s->max_redirects, redirect ? redirect : "?");
+	} else if ((res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR) && status_none(h) &&
+		   secs(h, CURLINFO_APPCONNECT_TIME_T) > 0 && s->client_cert == NULL) {
+		/* TLS 1.3: a server that wants a client certificate says so after the handshake,
+		 * and its alert may be lost to the reset that follows it. */
+		snprintf(out, size,
+			 "the connection to %s broke right after the TLS handshake: %s; if the "
+			 "server requires a client certificate, give tls.client_cert and "
+			 "tls.client_key",
+			 host_port, detail);
 	} else if (res == CURLE_RECV_ERROR || res == CURLE_SEND_ERROR || res == CURLE_GOT_NOTHING ||
 		   res == CURLE_PARTIAL_FILE) {
 		snprintf(out, size, "the connection to %s broke: %s", host_port, detail);

@@ -165,8 +165,10 @@ static void snippet(const char *body, size_t len, char *out, size_t size)
 	for (size_t i = 0; i < len && o + 5 < size && i < 80; i++) {
 		unsigned char c = (unsigned char)body[i];
 
-		out[o++] = c >= 0x20 && c != 0x7f && c != '"' && c != '\\' ? (char)c : ' ';
+		out[o++] = c >= 0x20 && c != 0x7f ? (char)c : ' ';
 	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
 	if (len > 80 && o + 4 < size) {
 		memcpy(out + o, "...", 3);
 		o += 3;
@@ -232,11 +234,12 @@ void http_expect_check(const struct http_spec *spec, CURL *easy, long status,
 			http_fmt_size(spec->max_text, a, sizeof(a));
 			add_failure(failures,
 				    "expect.body_regex: \"%s\" not found in the first %s of the body "
-				    "(raise response.max_text to search more); the body starts \"%s\"",
+				    "(raise response.max_text to search more), which starts: %s",
 				    spec->body_pattern, a, snip);
 		} else {
 			add_failure(failures,
-				    "expect.body_regex: \"%s\" not found in the body (%zu bytes): \"%s\"",
+				    "expect.body_regex: \"%s\" not found in the body (%zu bytes), which "
+				    "starts: %s",
 				    spec->body_pattern, body_len, snip);
 		}
 	}
@@ -251,7 +254,7 @@ void http_expect_check(const struct http_spec *spec, CURL *easy, long status,
 				    a);
 		} else if ((doc = cJSON_ParseWithLength(body ? body : "", body_len)) == NULL) {
 			snippet(body ? body : "", body_len, snip, sizeof(snip));
-			add_failure(failures, "expect.json: the body is not JSON: \"%s\"", snip);
+			add_failure(failures, "expect.json: the body is not JSON; it starts: %s", snip);
 		} else {
 			for (int i = 0; i < spec->n_exp_json; i++) {
 				const struct http_expect_json *j = &spec->exp_json[i];

@@ -603,8 +603,10 @@ static int parse_expect(const struct src *s, struct http_spec *spec)
 	if (v == NULL) {
 		spec->status_default = true;
 		spec->status[0].lo = 200;
-		spec->status[0].hi = 399;
-		spec->n_status = 1;
+		spec->status[0].hi = 299;
+		spec->status[1].lo = 300;
+		spec->status[1].hi = 399;
+		spec->n_status = 2;
 	}
 	cJSON_ArrayForEach(e, v)
 	{

@@ -23,6 +23,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "outpost-test"
 
+    def setup(self):
+        super().setup()
+        if self.server.logfile:
+            with LOCK, open(self.server.logfile, "a") as f:
+                f.write("CONN %d\n" % self.client_address[1])
+
     def log_message(self, fmt, *args):
         if self.server.logfile:
             with LOCK, open(self.server.logfile, "a") as f:

@@ -129,5 +129,5 @@ http_run 3 bad-setting http.request "{\"url\": \"$U/\"}" --config "$T/typo.yaml"
 t_expect_contains "$T/bad-setting.err" 'plugin http failed to initialise: plugins.config.http.max_concurency: unknown setting (known: proxy, no_proxy, ca_file, user_agent, allow_insecure, max_concurrency, max_result_size, env_allow)'
 
 # none of the above sent a request
-if [ -s "$T/S.log" ]; then cat "$T/S.log" >&2; t_fail "a refused task reached the server"; fi
+if grep -v '^CONN ' "$T/S.log"; then t_fail "a refused task reached the server"; fi
 t_log "ok"
