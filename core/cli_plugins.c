@@ -33,7 +33,7 @@ struct plugin_env {
 
 /* Loads the config (or defaults), applies --plugins-dir, locates the worker, discovers. */
 static int plugin_env_init(struct plugin_env *pe, const char *config, const char *plugins_dir,
-			   bool use_cache)
+			   bool use_cache, const char *only_stem)
 {
 	struct op_error err = {0};
 	struct dc_options dopts;
@@ -74,6 +74,7 @@ static int plugin_env_init(struct plugin_env *pe, const char *config, const char
 	dopts.dir = pe->cfg.plugins_dir;
 	dopts.cfg = &pe->cfg;
 	dopts.sv = &pe->sv;
+	dopts.only_stem = only_stem;
 	if (use_cache && config != NULL) {
 		struct stat st;
 
@@ -185,7 +186,7 @@ int cmd_plugins(int argc, char **argv)
 		cli_error("unexpected argument \"%s\"", argv[optind]);
 		return 2;
 	}
-	rc = plugin_env_init(&pe, config, dir, true);
+	rc = plugin_env_init(&pe, config, dir, true, NULL);
 	if (rc != RUN_EXIT_OK) {
 		plugin_env_release(&pe);
 		return rc;
@@ -421,6 +422,25 @@ out:
 	return rc;
 }
 
+/* Whether a loaded plugin in FOUND serves TYPE. */
+static bool serves(const struct dc_result *found, const char *type)
+{
+	for (size_t i = 0; i < found->n; i++) {
+		const cJSON *t;
+
+		if (found->v[i].state != DC_LOADED)
+			continue;
+		cJSON_ArrayForEach(t, dc_plugin_types(&found->v[i]))
+		{
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
+
+			if (cJSON_IsString(n) && strcmp(n->valuestring, type) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 static void plugin_run_usage(FILE *f)
 {
 	fprintf(f,
@@ -508,10 +528,26 @@ static int plugin_run(int argc, char **argv)
 	rc = read_task(task_path, &task);
 	if (rc != RUN_EXIT_OK)
 		goto out;
-	rc = plugin_env_init(&pe, config, dir, false);
-	env_ready = true;
-	if (rc != RUN_EXIT_OK)
-		goto out;
+	/* By convention plugin NAME serves NAME.verb from NAME.so: open only that file first,
+	 * and scan the whole directory only when it does not serve the type. */
+	{
+		char stem[128];
+		size_t dot = strcspn(task.type, ".");
+
+		snprintf(stem, sizeof(stem), "%.*s", (int)(dot < sizeof(stem) ? dot : 0), task.type);
+		rc = plugin_env_init(&pe, config, dir, false, stem);
+		env_ready = true;
+		if (rc != RUN_EXIT_OK)
+			goto out;
+		if (!serves(&pe.found, task.type)) {
+			plugin_env_release(&pe);
+			env_ready = false;
+			rc = plugin_env_init(&pe, config, dir, false, NULL);
+			env_ready = true;
+			if (rc != RUN_EXIT_OK)
+				goto out;
+		}
+	}
 	if (secrets && ag_config_load_secrets(secrets, &pe.cfg, &err) != OP_OK) {
 		cli_error("%s", err.msg);
 		rc = RUN_EXIT_BAD_TASK;

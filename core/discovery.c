@@ -518,6 +518,9 @@ op_rc dc_discover(const struct dc_options *o, struct dc_result *out, struct op_e
 
 		if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0 || e->d_name[0] == '.')
 			continue;
+		if (o->only_stem != NULL &&
+		    (strlen(o->only_stem) != len - 3 || strncmp(o->only_stem, e->d_name, len - 3) != 0))
+			continue;
 		grown = realloc(out->v, (out->n + 1) * sizeof(*grown));
 		if (grown == NULL) {
 			closedir(d);

@@ -39,6 +39,7 @@ struct dc_options {
 	const struct ag_config *cfg; /* enabled list, settings, scan timeout */
 	const struct sv_options *sv; /* worker path and network settings for init */
 	const char *cache_path;	     /* NULL: no cache */
+	const char *only_stem;	     /* look at NAME.so only (plugin run's fast path) */
 };
 
 /* Finds the plugins in DIR. Per-plugin problems land in the result; the call fails only when

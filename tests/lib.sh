@@ -9,6 +9,8 @@
 # After sourcing: T is a fresh temp dir removed at exit; every PID given to t_track is
 # killed (TERM, then KILL) at exit, with its process group when it leads one.
 set -euo pipefail
+# Debian's tools first: a developer's pyenv shim costs ~1 s per python3 call.
+export PATH="/usr/bin:/bin:/usr/sbin:/sbin:$PATH"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/outpost-test.XXXXXX")
 chmod 755 "$T"
@@ -113,4 +115,32 @@ for part in [p for p in path.replace("]", "").replace("[", ".").split(".") if p]
     data = data[int(part)] if isinstance(data, list) else data[part]
 print(json.dumps(data) if isinstance(data, (dict, list)) else ("" if data is None else str(data).lower() if isinstance(data, bool) else data))
 PY
+}
+
+# t_plugin_dir DIR NAME...: a safe plugins directory (0755, files 0644) holding the named
+# test plugins (from tests/plugins) or bundled ones (NAME found in OUTPOST_PLUGIN_DIR).
+t_plugin_dir() {
+  local dir=$1 name
+  shift
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  for name in "$@"; do
+    if [ -f "$OUTPOST_TEST_PLUGIN_DIR/$name.so" ]; then
+      cp "$OUTPOST_TEST_PLUGIN_DIR/$name.so" "$dir/"
+    elif [ -f "$OUTPOST_PLUGIN_DIR/$name.so" ]; then
+      cp "$OUTPOST_PLUGIN_DIR/$name.so" "$dir/"
+    else
+      t_fail "no plugin $name.so in $OUTPOST_TEST_PLUGIN_DIR or $OUTPOST_PLUGIN_DIR"
+    fi
+    chmod 644 "$dir/$name.so"
+  done
+}
+
+# t_task FILE TYPE PARAMS_JSON [TIMEOUT]: writes a task file for `plugin run`
+t_task() {
+  if [ -n "${4:-}" ]; then
+    printf '{"type": "%s", "params": %s, "timeout": "%s"}\n' "$2" "$3" "$4" >"$1"
+  else
+    printf '{"type": "%s", "params": %s}\n' "$2" "$3" >"$1"
+  fi
 }

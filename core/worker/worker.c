@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -648,6 +649,8 @@ int main(int argc, char **argv)
 		if (getsockopt(W.fd, SOL_SOCKET, SO_TYPE, &stype, &sl) < 0)
 			return usage();
 	}
+	/* A worker never outlives the agent that started it (a kill -9 of the agent included). */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigterm;
 	sigemptyset(&sa.sa_mask);

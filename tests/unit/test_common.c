@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the shared code: units, schema subset, redaction, canonical JSON, buffers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "canonjson.h"
+#include "redact.h"
+#include "schema.h"
+#include "units.h"
+
+static void test_durations(void **state)
+{
+	double s;
+
+	(void)state;
+	assert_int_equal(op_parse_duration("30s", &s), 0);
+	assert_true(s == 30);
+	assert_int_equal(op_parse_duration("250ms", &s), 0);
+	assert_true(s > 0.2499 && s < 0.2501);
+	assert_int_equal(op_parse_duration("1h30m", &s), 0);
+	assert_true(s == 5400);
+	assert_int_equal(op_parse_duration("2d", &s), 0);
+	assert_true(s == 172800);
+	assert_int_equal(op_parse_duration("15", &s), 0);
+	assert_true(s == 15);
+	assert_int_equal(op_parse_duration("", &s), -1);
+	assert_int_equal(op_parse_duration("ten", &s), -1);
+	assert_int_equal(op_parse_duration("10x", &s), -1);
+	assert_int_equal(op_parse_duration("-5s", &s), -1);
+	assert_int_equal(op_parse_duration("5s10", &s), -1);
+}
+
+static void test_sizes(void **state)
+{
+	uint64_t b;
+	char out[32];
+
+	(void)state;
+	assert_int_equal(op_parse_size("512", &b), 0);
+	assert_true(b == 512);
+	assert_int_equal(op_parse_size("64KiB", &b), 0);
+	assert_true(b == 65536);
+	assert_int_equal(op_parse_size("10MB", &b), 0);
+	assert_true(b == 10000000);
+	assert_int_equal(op_parse_size("1GiB", &b), 0);
+	assert_true(b == 1073741824ULL);
+	assert_int_equal(op_parse_size("1 GiB", &b), 0);
+	assert_int_equal(op_parse_size("lots", &b), -1);
+	assert_int_equal(op_parse_size("5XB", &b), -1);
+	op_format_duration(5400, out, sizeof(out));
+	assert_string_equal(out, "1h30m");
+	op_format_duration(0.25, out, sizeof(out));
+	assert_string_equal(out, "250ms");
+	op_format_duration(90, out, sizeof(out));
+	assert_string_equal(out, "90s");
+}
+
+static void check_schema(const char *schema, const char *instance, const char *want_err)
+{
+	cJSON *s = cJSON_Parse(schema), *i = cJSON_Parse(instance);
+	char err[512] = "";
+
+	assert_non_null(s);
+	assert_non_null(i);
+	assert_int_equal(op_schema_check(s, err, sizeof(err)), 0);
+	if (want_err == NULL) {
+		assert_int_equal(op_schema_validate(s, i, "params", err, sizeof(err)), 0);
+	} else {
+		assert_int_equal(op_schema_validate(s, i, "params", err, sizeof(err)), -1);
+		assert_string_equal(err, want_err);
+	}
+	cJSON_Delete(s);
+	cJSON_Delete(i);
+}
+
+static void test_schema(void **state)
+{
+	const char *obj = "{\"type\":\"object\",\"additionalProperties\":false,"
+			  "\"required\":[\"url\"],\"properties\":{"
+			  "\"url\":{\"type\":\"string\",\"pattern\":\"^https?://\"},"
+			  "\"method\":{\"enum\":[\"GET\",\"POST\"]},"
+			  "\"retries\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":5},"
+			  "\"headers\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
+			  "\"codes\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":2},"
+			  "\"body\":{\"type\":[\"string\",\"object\"]},"
+			  "\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":3}}}";
+
+	(void)state;
+	check_schema(obj, "{\"url\":\"https://x\"}", NULL);
+	check_schema(obj, "{}", "params.url: required");
+	check_schema(obj, "{\"url\":5}", "params.url: expected string, got number");
+	check_schema(obj, "{\"url\":\"ftp://x\"}", "params.url: does not match pattern ^https?://");
+	check_schema(obj, "{\"url\":\"http://x\",\"urll\":1}", "params.urll: unknown field");
+	check_schema(obj, "{\"url\":\"http://x\",\"method\":\"PUT\"}",
+		     "params.method: must be one of [\"GET\",\"POST\"]");
+	check_schema(obj, "{\"url\":\"http://x\",\"retries\":1.5}",
+		     "params.retries: expected integer, got number");
+	check_schema(obj, "{\"url\":\"http://x\",\"retries\":9}", "params.retries: must be <= 5, got 9");
+	check_schema(obj, "{\"url\":\"http://x\",\"headers\":{\"a\":1}}",
+		     "params.headers.a: expected string, got number");
+	check_schema(obj, "{\"url\":\"http://x\",\"codes\":[1,\"2\"]}",
+		     "params.codes[1]: expected integer, got string");
+	check_schema(obj, "{\"url\":\"http://x\",\"codes\":[1,2,3]}",
+		     "params.codes: must have at most 2 items");
+	check_schema(obj, "{\"url\":\"http://x\",\"body\":true}",
+		     "params.body: expected string or object, got boolean");
+	check_schema(obj, "{\"url\":\"http://x\",\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", NULL);
+	check_schema(obj, "{\"url\":\"http://x\",\"name\":\"a\"}",
+		     "params.name: must be at least 2 characters long");
+}
+
+static void test_schema_check(void **state)
+{
+	const char *bad[][2] = {
+		{"{\"oneOf\":[]}", "schema at root: unsupported keyword \"oneOf\""},
+		{"{\"type\":\"strnig\"}", "schema at root: unknown type \"strnig\""},
+		{"{\"properties\":{\"a\":{\"minimum\":\"1\"}}}",
+		 "schema at .a: \"minimum\" must be a number"},
+		{"{\"pattern\":\"(\"}", "schema at root: \"pattern\" ( is not a valid regex"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cJSON *s = cJSON_Parse(bad[i][0]);
+		char err[256];
+
+		assert_int_equal(op_schema_check(s, err, sizeof(err)), -1);
+		assert_string_equal(err, bad[i][1]);
+		cJSON_Delete(s);
+	}
+}
+
+static void test_schema_defaults(void **state)
+{
+	cJSON *s = cJSON_Parse("{\"properties\":{\"a\":{\"default\":3},\"o\":{\"properties\":"
+			       "{\"b\":{\"default\":\"x\"}}}}}");
+	cJSON *i = cJSON_Parse("{\"o\":{}}");
+	char *out;
+
+	(void)state;
+	assert_int_equal(op_schema_apply_defaults(s, i), 0);
+	out = cJSON_PrintUnformatted(i);
+	assert_string_equal(out, "{\"o\":{\"b\":\"x\"},\"a\":3}");
+	cJSON_free(out);
+	cJSON_Delete(s);
+	cJSON_Delete(i);
+}
+
+static void redacts(struct op_redactor *r, const char *in, const char *want)
+{
+	struct op_buf out = OP_BUF_INIT;
+
+	assert_int_equal(op_redact(r, in, strlen(in), &out), 0);
+	assert_string_equal(out.data, want);
+	op_buf_release(&out);
+}
+
+static void test_redact(void **state)
+{
+	struct op_redactor r = {0};
+
+	(void)state;
+	assert_int_equal(op_redactor_add(&r, "hunter2", 7), 0);
+	assert_int_equal(op_redactor_add(&r, "a\"b\nc", 5), 0);
+	assert_int_equal(op_redactor_add(&r, "ab", 2), 0); /* too short: ignored */
+	assert_int_equal((int)r.n, 2);
+	redacts(&r, "password=hunter2;", "password=[REDACTED];");
+	redacts(&r, "{\"p\":\"a\\\"b\\nc\"}", "{\"p\":\"[REDACTED]\"}");
+	redacts(&r, "ab abc", "ab abc");
+	redacts(&r, "token oe_abcdefghijklmnopqrstuvwxyz end", "token [REDACTED] end");
+	redacts(&r, "admin oa_0123456789abcdef0123", "admin [REDACTED]");
+	redacts(&r, "shoe_abcdefghijklmnopqrstu", "shoe_abcdefghijklmnopqrstu");
+	redacts(NULL, "nothing here", "nothing here");
+	op_redactor_release(&r);
+}
+
+static void test_redact_stream(void **state)
+{
+	struct op_redactor r = {0};
+	struct op_buf pending = OP_BUF_INIT, out = OP_BUF_INIT;
+	const char *chunks[] = {"the pass", "word is hun", "ter", "2 and more text"};
+
+	(void)state;
+	assert_int_equal(op_redactor_add(&r, "hunter2", 7), 0);
+	for (size_t i = 0; i < 4; i++) {
+		op_buf_puts(&pending, chunks[i]);
+		assert_int_equal(op_redact_stream(&r, &pending, 0, &out), 0);
+	}
+	assert_int_equal(op_redact_stream(&r, &pending, 1, &out), 0);
+	assert_string_equal(out.data, "the password is [REDACTED] and more text");
+	op_buf_release(&pending);
+	op_buf_release(&out);
+	op_redactor_release(&r);
+}
+
+static void test_canonical(void **state)
+{
+	cJSON *v = cJSON_Parse("{\"b\":[1,2.5,{\"z\":null,\"a\":true}],\"a\":\"x\\ny\",\"c\":1e3}");
+	cJSON *dup = cJSON_Parse("{\"a\":1,\"a\":2}");
+	struct op_buf out = OP_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(op_json_canonical(v, &out), 0);
+	assert_string_equal(out.data, "{\"a\":\"x\\ny\",\"b\":[1,2.5,{\"a\":true,\"z\":null}],\"c\":1000}");
+	op_buf_reset(&out);
+	assert_int_equal(op_json_canonical(dup, &out), -1);
+	op_buf_release(&out);
+	cJSON_Delete(v);
+	cJSON_Delete(dup);
+}
+
+static void test_buf(void **state)
+{
+	struct op_buf b = OP_BUF_INIT;
+	char *s;
+
+	(void)state;
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(op_buf_printf(&b, "%d,", i), 0);
+	assert_int_equal(strncmp(b.data, "0,1,2,", 6), 0);
+	op_buf_consume(&b, 4);
+	assert_int_equal(strncmp(b.data, "2,3,", 4), 0);
+	s = op_buf_detach(&b);
+	assert_null(b.data);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations),    cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_schema),	     cmocka_unit_test(test_schema_check),
+		cmocka_unit_test(test_schema_defaults), cmocka_unit_test(test_redact),
+		cmocka_unit_test(test_redact_stream), cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_buf),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
