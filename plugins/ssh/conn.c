@@ -610,10 +610,11 @@ static int open_session(outpost_ctx *ctx, struct sshp_state *st, const struct ss
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Writes all of P to socket FD; no SIGPIPE when the other end is gone. */
+static int send_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -643,7 +644,7 @@ static void *pump_main(void *arg)
 		if (n == SSH_ERROR)
 			break;
 		if (n > 0) {
-			if (write_all(sock, buf, (size_t)n) < 0)
+			if (send_all(sock, buf, (size_t)n) < 0)
 				break;
 			continue;
 		}

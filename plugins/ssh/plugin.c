@@ -102,14 +102,6 @@ bool sshp_cancelled(outpost_ctx *ctx, struct sshp_state *st)
 	return atomic_load(&st->cancelled) || outpost_host->is_cancelled(ctx);
 }
 
-void sshp_drain_wake(struct sshp_state *st)
-{
-	char buf[64];
-
-	while (read(st->wake[0], buf, sizeof(buf)) > 0)
-		;
-}
-
 static void state_free(struct sshp_state *st)
 {
 	size_t i;

@@ -67,8 +67,6 @@ struct sshp_target {
 
 /* ---- plugin.c ---------------------------------------------------------------------- */
 bool sshp_cancelled(outpost_ctx *ctx, struct sshp_state *st);
-/* Drains the wake pipe. */
-void sshp_drain_wake(struct sshp_state *st);
 
 /* ---- conn.c ------------------------------------------------------------------------ */
 /* Parses and checks host/port/user/auth/host_key/jump/connect_timeout. Returns an rc. */

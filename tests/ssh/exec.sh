@@ -90,3 +90,19 @@ t_log "output that is not UTF-8 stays valid JSON"
 ssh_task "$T/t11.json" ssh.exec "$C, \"command\": \"printf 'a\\\\377b'\""
 ssh_run 0 "$T/o11" "$T/t11.json"
 t_expect_eq "a�b" "$(t_json "$T/o11" .result.stdout)"
+
+t_log "the connection drops while a command runs"
+ssh_task "$T/t12.json" ssh.exec "$C, \"command\": \"echo \$\$ > $T/remote/pid12; exec sleep 120\""
+"$OUTPOST_AGENT" plugin run --task "$T/t12.json" --plugins-dir "$OUTPOST_PLUGIN_DIR" \
+  --secrets "$T/secrets.yaml" --config "$T/agent.yaml" --workspace "$T/ws" >"$T/o12" 2>"$T/o12.log" &
+runner=$!
+t_track "$runner"
+t_wait_for 10 test -s "$T/remote/pid12"
+# Kill the sshd processes serving this connection (the listener's children and theirs), by PID.
+for p in $(pgrep -P "$SSHD_PID_a"); do
+  kill -KILL "$p" $(pgrep -P "$p") 2>/dev/null || true
+done
+rc=0; wait "$runner" || rc=$?
+kill -KILL "$(cat "$T/remote/pid12")" 2>/dev/null || true
+t_expect_eq 1 "$rc"
+t_expect_contains "$(t_json "$T/o12" .error)" "the connection to $SSH_USER@127.0.0.1:$P was lost while the command ran"
