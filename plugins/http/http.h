@@ -35,6 +35,8 @@ struct http_settings {
 	int max_concurrency;
 	uint64_t max_result;
 	atomic_int cancelled;
+	/* What validate() parsed, kept for execute() when it gets the same params. */
+	struct http_parsed *validated;
 };
 
 /* A status assertion: an inclusive range. */

@@ -69,6 +69,9 @@ struct engine {
 	bool batch;
 	int done;
 	double last_progress;
+	/* finished transfers' easy handles, reset and kept for the next ones */
+	CURL **spare;
+	int n_spare, max_spare;
 };
 
 static int tolower_ascii(int c)
@@ -364,7 +367,7 @@ static int setup_easy(struct engine *e, struct xfer *x)
 {
 	const struct http_spec *s = x->spec;
 	const struct http_settings *st = e->st;
-	CURL *h = curl_easy_init();
+	CURL *h = e->n_spare > 0 ? e->spare[--e->n_spare] : curl_easy_init();
 	const char *proxy;
 
 	if (h == NULL)
@@ -879,13 +882,13 @@ static void finish(struct engine *e, struct xfer *x, CURLcode res, const char *c
 					       : NULL;
 	if (status > 0)
 		cJSON_AddNumberToObject(r, "status", status);
-	if (version && status > 0)
+	if (version && status > 0 && !e->batch)
 		cJSON_AddStringToObject(r, "http_version", version);
 	if (x->url || (eff && strcmp(eff, s->url) != 0))
 		cJSON_AddStringToObject(r, "final_url", eff ? eff : x->url);
 	if (ip && ip[0])
 		cJSON_AddStringToObject(r, "remote_ip", ip);
-	if (lip && lip[0])
+	if (lip && lip[0] && (!e->batch || res != CURLE_OK))
 		cJSON_AddStringToObject(r, "local_ip", lip);
 	cJSON_AddNumberToObject(r, "attempts", x->attempts);
 	cJSON_AddNumberToObject(r, "redirects", (double)(redirects + x->redirects));
@@ -956,7 +959,12 @@ static void finish(struct engine *e, struct xfer *x, CURLcode res, const char *c
 		close(x->up_fd);
 		x->up_fd = -1;
 	}
-	curl_easy_cleanup(x->easy);
+	if (e->n_spare < e->max_spare) {
+		curl_easy_reset(x->easy);
+		e->spare[e->n_spare++] = x->easy;
+	} else {
+		curl_easy_cleanup(x->easy);
+	}
 	x->easy = NULL;
 	free_headers(x);
 	http_buf_release(&x->body);
@@ -1109,7 +1117,9 @@ int http_run(outpost_ctx *ctx, struct http_settings *st, struct http_spec *specs
 	first_err[0] = '\0';
 	e.x = calloc((size_t)n, sizeof(*e.x));
 	e.multi = curl_multi_init();
-	if (e.x == NULL || e.multi == NULL) {
+	e.max_spare = conc;
+	e.spare = calloc((size_t)conc, sizeof(*e.spare));
+	if (e.x == NULL || e.multi == NULL || e.spare == NULL) {
 		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -1186,8 +1196,8 @@ int http_run(outpost_ctx *ctx, struct http_settings *st, struct http_spec *specs
 			if ((soonest - now) * 1000 < wait_ms)
 				wait_ms = soonest <= now ? 0 : (int)((soonest - now) * 1000) + 1;
 		}
-		if (e.running > 0 && e.running < conc && next < n && !e.stop_new)
-			wait_ms = 0;
+		if (e.running < conc && next < n && !e.stop_new)
+			continue; /* start the next ones now */
 		curl_multi_poll(e.multi, NULL, 0, wait_ms, NULL);
 	}
 out:
@@ -1216,6 +1226,9 @@ out:
 			free(x->url);
 		}
 	}
+	for (int i = 0; i < e.n_spare; i++)
+		curl_easy_cleanup(e.spare[i]);
+	free(e.spare);
 	if (e.multi != NULL)
 		curl_multi_cleanup(e.multi);
 	free(e.x);

@@ -96,6 +96,30 @@ static const char batch_schema[] =
 
 /* ---- settings -------------------------------------------------------------------------- */
 
+/* A task's params, parsed and checked: the tree the specs point into, and the specs. */
+struct http_parsed {
+	char *type;
+	char *text;
+	size_t len;
+	cJSON *params;
+	struct http_spec *specs;
+	int n;
+	struct http_run_opts opts;
+};
+
+static void parsed_free(struct http_parsed *pp)
+{
+	if (pp == NULL)
+		return;
+	for (int i = 0; i < pp->n; i++)
+		http_spec_release(&pp->specs[i]);
+	free(pp->specs);
+	cJSON_Delete(pp->params);
+	free(pp->text);
+	free(pp->type);
+	free(pp);
+}
+
 static char *dup_or_null(const cJSON *v)
 {
 	return cJSON_IsString(v) && v->valuestring[0] ? strdup(v->valuestring) : NULL;
@@ -105,6 +129,7 @@ static void settings_free(struct http_settings *st)
 {
 	if (st == NULL)
 		return;
+	parsed_free(st->validated);
 	free(st->proxy);
 	free(st->no_proxy);
 	free(st->ca_file);
@@ -355,21 +380,45 @@ static void release_all(struct http_spec *specs, int n)
 	free(specs);
 }
 
+/* Checks every request without sending anything. What it parsed is kept for execute(),
+ * which the worker calls next with the same params: a batch is parsed once. */
 static int http_validate(outpost_ctx *ctx, void *state, const char *type, const char *params,
 			 size_t len)
 {
+	struct http_settings *st = state;
 	struct http_run_opts opts;
 	struct http_spec *specs = NULL;
+	struct http_parsed *pp;
 	cJSON *p = outpost_params_parse(ctx, params, len);
 	int n = 0, rc;
 
 	if (p == NULL)
 		return OUTPOST_ERR_PARAMS;
-	rc = parse_all(ctx, state, type, p, &specs, &n, &opts);
-	if (rc == OUTPOST_OK)
-		release_all(specs, n);
+	rc = parse_all(ctx, st, type, p, &specs, &n, &opts);
+	if (rc != OUTPOST_OK) {
+		cJSON_Delete(p);
+		return rc;
+	}
+	parsed_free(st->validated);
+	st->validated = NULL;
+	pp = calloc(1, sizeof(*pp));
+	if (pp != NULL && (pp->text = malloc(len)) != NULL && (pp->type = strdup(type)) != NULL) {
+		memcpy(pp->text, params, len);
+		pp->len = len;
+		pp->params = p;
+		pp->specs = specs;
+		pp->n = n;
+		pp->opts = opts;
+		st->validated = pp;
+		return OUTPOST_OK;
+	}
+	if (pp != NULL) {
+		free(pp->text);
+		free(pp);
+	}
+	release_all(specs, n);
 	cJSON_Delete(p);
-	return rc;
+	return OUTPOST_OK;
 }
 
 /* Serialises RESULT; when it is larger than the agent allows for a result, moves the
@@ -425,17 +474,35 @@ static int http_execute(outpost_ctx *ctx, void *state, const char *type, const c
 			size_t len)
 {
 	struct http_settings *st = state;
+	struct http_parsed *pp = st->validated;
 	struct http_run_opts opts;
 	struct http_spec *specs = NULL;
 	cJSON **results = NULL;
-	cJSON *p = outpost_params_parse(ctx, params, len), *out = NULL, *list = NULL;
+	cJSON *p = NULL, *out = NULL, *list = NULL;
 	char first_err[1536] = "";
 	int n = 0, failed = 0, rc;
 	double t0 = http_now();
 
-	if (p == NULL)
-		return OUTPOST_ERR_PARAMS;
-	rc = parse_all(ctx, st, type, p, &specs, &n, &opts);
+	st->validated = NULL;
+	if (pp != NULL && pp->len == len && strcmp(pp->type, type) == 0 &&
+	    memcmp(pp->text, params, len) == 0) {
+		p = pp->params;
+		specs = pp->specs;
+		n = pp->n;
+		opts = pp->opts;
+		pp->params = NULL;
+		pp->specs = NULL;
+		pp->n = 0;
+		rc = OUTPOST_OK;
+	} else {
+		p = outpost_params_parse(ctx, params, len);
+		if (p == NULL) {
+			parsed_free(pp);
+			return OUTPOST_ERR_PARAMS;
+		}
+		rc = parse_all(ctx, st, type, p, &specs, &n, &opts);
+	}
+	parsed_free(pp);
 	if (rc != OUTPOST_OK)
 		goto out;
 	results = calloc((size_t)n, sizeof(*results));
@@ -491,6 +558,19 @@ static int http_execute(outpost_ctx *ctx, void *state, const char *type, const c
 			}
 			cJSON_AddItemToArray(list, results[i]);
 			results[i] = NULL;
+		}
+		/* "The first" failure is the lowest index, whatever order they finished in. */
+		for (int i = 0; i < n && failed > 0; i++) {
+			const cJSON *q = cJSON_GetArrayItem(list, i);
+			const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "error"));
+			const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "method"));
+
+			if (err == NULL || m == NULL || strncmp(err, "cancelled", 9) == 0)
+				continue;
+			snprintf(first_err, sizeof(first_err), "requests[%d]%s%s%s %s %s: %s", i,
+				 specs[i].name ? " (" : "", specs[i].name ? specs[i].name : "",
+				 specs[i].name ? ")" : "", m, specs[i].url, err);
+			break;
 		}
 		cJSON_AddNumberToObject(out, "total", n);
 		cJSON_AddNumberToObject(out, "succeeded", succeeded);

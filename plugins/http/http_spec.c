@@ -541,7 +541,7 @@ static int parse_response(const struct src *s, struct http_spec *spec, bool batc
 		return bad(s, where, "response.max_size", "%s is less than response.max_text (%s)",
 			   a, b);
 	}
-	spec->want_headers = bool_of(s, "response.headers", true);
+	spec->want_headers = bool_of(s, "response.headers", !batch);
 	return OUTPOST_OK;
 }
 
