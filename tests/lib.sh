@@ -144,3 +144,104 @@ t_task() {
     printf '{"type": "%s", "params": %s}\n' "$2" "$3" >"$1"
   fi
 }
+
+# ---- outpost-server helpers (tests/server and anyone who needs a real control plane) ----------
+# t_srv_init [init args...]: a fresh data dir; sets SRV_DIR SRV_PORT SRV_URL SRV_CA
+# SRV_ADMIN_TOKEN (the token named admin). The server is not started.
+t_srv_init() {
+  SRV_DIR=$T/server
+  SRV_PORT=$(t_free_port)
+  SRV_URL=https://127.0.0.1:$SRV_PORT
+  SRV_CA=$SRV_DIR/ca.crt
+  SRV_ADMIN_TOKEN=$("$OUTPOST_SERVER" init --data-dir "$SRV_DIR" --listen "127.0.0.1:$SRV_PORT" "$@" 2>"$T/init.err") ||
+    { cat "$T/init.err" >&2; t_fail "outpost-server init failed"; }
+}
+# t_srv_start [serve flags...]: starts `serve` on SRV_DIR (log: $T/server.log, appended), waits
+# until /health answers; sets SRV_PID.
+t_srv_start() {
+  "$OUTPOST_SERVER" serve --data-dir "$SRV_DIR" "$@" >>"$T/server.log" 2>&1 &
+  SRV_PID=$!
+  t_track "$SRV_PID"
+  local i
+  for ((i = 0; i < 200; i++)); do
+    curl -sf --cacert "$SRV_CA" "$SRV_URL/health" >/dev/null 2>&1 && return 0
+    t_proc_gone "$SRV_PID" && { tail -n 20 "$T/server.log" >&2; t_fail "outpost-server serve exited"; }
+    sleep 0.05
+  done
+  tail -n 20 "$T/server.log" >&2
+  t_fail "outpost-server did not answer /health on $SRV_URL"
+}
+# t_srv_stop: SIGTERM, waits; fails the test unless it exits 0 with no sanitizer report.
+t_srv_stop() {
+  SRV_RC=0
+  kill -TERM "$SRV_PID" 2>/dev/null || true
+  wait "$SRV_PID" || SRV_RC=$?
+  if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/server.log"; then
+    grep -A 30 -E "AddressSanitizer|LeakSanitizer|runtime error:" "$T/server.log" | head -n 60 >&2
+    t_fail "outpost-server: sanitizer report"
+  fi
+  [ "$SRV_RC" = 0 ] || { tail -n 20 "$T/server.log" >&2; t_fail "outpost-server exited $SRV_RC after SIGTERM"; }
+}
+# t_srv_kill: SIGKILL (a crash), waits.
+t_srv_kill() {
+  kill -KILL "$SRV_PID" 2>/dev/null || true
+  wait "$SRV_PID" 2>/dev/null || true
+}
+# t_srv_cli ARGS...: the admin CLI against SRV_DIR's admin.yaml.
+t_srv_cli() { "$OUTPOST_SERVER" "$@" --data-dir "$SRV_DIR"; }
+# t_srv_req OUT METHOD PATH [BODY] [curl args...]: an HTTPS request; the body goes to OUT and
+# the HTTP status to stdout. BODY "-" means none.
+t_srv_req() {
+  local out=$1 method=$2 path=$3 body=${4:--}
+  shift 3
+  [ $# -gt 0 ] && shift
+  local args=(-s -o "$out" -w '%{http_code}' --cacert "$SRV_CA" -X "$method" "$@")
+  [ "$body" != "-" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  curl "${args[@]}" "$SRV_URL$path" || true
+}
+# t_srv_admin OUT METHOD PATH [BODY]: t_srv_req with the admin token.
+t_srv_admin() { t_srv_req "$1" "$2" "$3" "${4:--}" -H "Authorization: Bearer $SRV_ADMIN_TOKEN"; }
+# t_srv_agent NAME OUT METHOD PATH [BODY]: t_srv_req with agent NAME's client certificate.
+t_srv_agent() {
+  local d=$T/agents/$1
+  shift
+  t_srv_req "$1" "$2" "$3" "${4:--}" --cert "$d/cert.pem" --key "$d/key.pem"
+}
+# t_srv_csr DIR [openssl genpkey args]: a key (default EC P-256) and CSR in DIR/key.pem, DIR/csr.pem.
+t_srv_csr() {
+  local d=$1
+  shift
+  mkdir -p "$d"
+  if [ $# -eq 0 ]; then set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-256; fi
+  openssl genpkey "$@" -out "$d/key.pem" 2>/dev/null
+  openssl req -new -key "$d/key.pem" -subj "/CN=outpost-test" -out "$d/csr.pem" 2>/dev/null
+}
+# t_srv_enroll NAME TOKEN [EXTRA_JSON]: enrolls agent NAME (hostname NAME unless EXTRA_JSON
+# sets it) with a fresh key; keeps cert.pem, key.pem, id and enroll.json in $T/agents/NAME.
+# EXTRA_JSON is merged into the body, e.g. '{"plugins":[{"name":"echo","types":["echo"]}]}'.
+t_srv_enroll() {
+  local d=$T/agents/$1 code extra=${3:-}
+  [ -n "$extra" ] || extra='{}'
+  t_srv_csr "$d"
+  python3 - "$d" "$1" "$2" "$extra" >"$d/enroll-body.json" <<'PY'
+import json, sys
+d, name, token, extra = sys.argv[1:5]
+body = {"token": token, "csr": open(d + "/csr.pem").read(), "hostname": name, "os": "linux",
+        "arch": "amd64", "version": "0.1.0"}
+body.update(json.loads(extra))
+print(json.dumps(body))
+PY
+  code=$(t_srv_req "$d/enroll.json" POST /agent/enroll "@$d/enroll-body.json")
+  [ "$code" = 201 ] || { cat "$d/enroll.json" >&2; t_fail "enrolling $1: HTTP $code"; }
+  t_json "$d/enroll.json" .certificate >"$d/cert.pem"
+  t_json "$d/enroll.json" .agent_id >"$d/id"
+}
+# t_srv_expect CODE REASON OUT ACTUAL_CODE: the status and the body's reason.
+t_srv_expect() {
+  [ "$1" = "$4" ] || { cat "$3" >&2 2>/dev/null; t_fail "expected HTTP $1 ($2), got $4"; }
+  if [ -n "$2" ]; then
+    local r
+    r=$(t_json "$3" .reason 2>/dev/null || echo "?")
+    [ "$r" = "$2" ] || { cat "$3" >&2; t_fail "expected reason $2, got $r"; }
+  fi
+}
