@@ -35,6 +35,7 @@ struct http_settings {
 	int max_concurrency;
 	uint64_t max_result;
 	atomic_int cancelled;
+	bool curl_ready; /* curl_global_init done (on first execute, so a scan stays cheap) */
 	/* What validate() parsed, kept for execute() when it gets the same params. */
 	struct http_parsed *validated;
 };

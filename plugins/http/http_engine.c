@@ -1040,9 +1040,9 @@ static int on_done(struct engine *e, struct xfer *x, CURLcode res)
 
 			if (copy == NULL)
 				return outpost_fail(e->ctx, OUTPOST_ERR_INTERNAL, "out of memory");
-			if (status == 303 || ((status == 301 || status == 302) &&
-					      strcmp(s->method, "POST") == 0))
-				x->to_get = x->to_get || strcmp(s->method, "HEAD") != 0;
+			/* as curl does: a POST answered 301, 302 or 303 goes on as a GET */
+			if (status != 307 && status != 308 && strcmp(s->method, "POST") == 0)
+				x->to_get = true;
 			if (build_headers(x, same_origin(s->url, copy)) < 0) {
 				free(copy);
 				return outpost_fail(e->ctx, OUTPOST_ERR_INTERNAL, "out of memory");

@@ -270,10 +270,6 @@ static int http_init(outpost_ctx *ctx, const char *config, size_t len, void **st
 			goto out;
 		}
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "init: libcurl failed to initialise");
-		goto out;
-	}
 	*state = st;
 	st = NULL;
 	rc = OUTPOST_OK;
@@ -285,10 +281,15 @@ out:
 
 static void http_shutdown(void *state)
 {
-	if (state == NULL)
+	struct http_settings *st = state;
+	bool ready;
+
+	if (st == NULL)
 		return;
-	settings_free(state);
-	curl_global_cleanup();
+	ready = st->curl_ready;
+	settings_free(st);
+	if (ready)
+		curl_global_cleanup();
 }
 
 /* Called from another thread or a signal handler: only sets the flag the engine polls. */
@@ -505,6 +506,15 @@ static int http_execute(outpost_ctx *ctx, void *state, const char *type, const c
 	parsed_free(pp);
 	if (rc != OUTPOST_OK)
 		goto out;
+	/* libcurl (and OpenSSL) initialise here rather than in init(): a plugin scan, which
+	 * only calls init() and shutdown(), then costs no TLS library set-up. */
+	if (!st->curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "libcurl failed to initialise");
+			goto out;
+		}
+		st->curl_ready = true;
+	}
 	results = calloc((size_t)n, sizeof(*results));
 	if (results == NULL) {
 		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "out of memory");
