@@ -37,8 +37,13 @@ run_outpost() {
   [ "$(t_json "$T/out.json" .result.ran)" = "$N" ] || t_fail "outpost ran fewer commands"
   secs "$t0" "$t1"
 }
-run_ceiling() {
-  "$SSH_CEILING" 127.0.0.1 "$P" "$SSH_USER" "$T/keys/id_ed25519" "$T/known_hosts" "$N" "$@"
+run_ceiling() { # timed from outside, like the others: process start and libssh loading count
+  local t0 t1
+  t0=$(ms)
+  "$SSH_CEILING" 127.0.0.1 "$P" "$SSH_USER" "$T/keys/id_ed25519" "$T/known_hosts" "$N" "$@" \
+    >/dev/null || t_fail "ssh-ceiling failed"
+  t1=$(ms)
+  secs "$t0" "$t1"
 }
 run_cmaster() {
   local t0 t1 i
@@ -62,6 +67,7 @@ run_plain() {
   secs "$t0" "$t1"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END { print a[int((NR + 1) / 2)] }'; }
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
 
 # Warm up once (page cache, sshd's first fork), then interleave the methods round by round.
 run_ceiling >/dev/null
@@ -74,19 +80,24 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 p=$(run_plain)
 O=$(median "${o[@]}"); C=$(median "${c[@]}"); G=$(median "${g[@]}"); M=$(median "${m[@]}")
+Ob=$(best "${o[@]}"); Cb=$(best "${c[@]}"); Gb=$(best "${g[@]}"); Mb=$(best "${m[@]}")
 
 printf '\nssh benchmark: %d short commands (echo) on one host, sshd on 127.0.0.1, user with /bin/sh\n' "$N"
-printf 'median of %d rounds (plain ssh: one round); every figure includes connecting and login\n\n' "$ROUNDS"
-printf '  %-58s %8s %10s\n' method seconds "per cmd"
-row() { printf '  %-58s %8.3f %8.1f ms\n' "$1" "$2" "$(awk -v s="$2" -v n="$N" 'BEGIN { print s * 1000 / n }')"; }
-row "outpost ssh.exec via plugin run (worker included)" "$O"
-row "ceiling: libssh, one session, channel per command, NODELAY" "$C"
-row "libssh the same with Nagle on (its default)" "$G"
-row "ssh with ControlMaster (master set-up included)" "$M"
-row "plain ssh, one invocation per command" "$p"
-rc=$(awk -v o="$O" -v c="$C" 'BEGIN { printf "%.2f", o / c }')
-rm_=$(awk -v o="$O" -v m="$M" 'BEGIN { printf "%.2f", o / m }')
-ok1=$(awk -v r="$rc" 'BEGIN { print (r <= 1.2) ? "met" : "MISSED" }')
-ok2=$(awk -v r="$rm_" 'BEGIN { print (r <= 0.5) ? "met" : "MISSED" }')
-printf '\n  outpost / ceiling      = %s  (target <= 1.20: %s)\n' "$rc" "$ok1"
-printf '  outpost / ControlMaster = %s  (target <= 0.50: %s)\n' "$rm_" "$ok2"
+printf '%d rounds, interleaved (plain ssh: one round); each figure is a whole process run,\n' "$ROUNDS"
+printf 'timed from outside: start-up, connecting and login included\n\n'
+printf '  %-58s %8s %8s %10s\n' method median best "per cmd"
+row() {
+  printf '  %-58s %8.3f %8.3f %7.1f ms\n' "$1" "$2" "$3" \
+    "$(awk -v s="$2" -v n="$N" 'BEGIN { print s * 1000 / n }')"
+}
+row "outpost ssh.exec via plugin run (worker included)" "$O" "$Ob"
+row "ceiling: libssh, one session, channel per command, NODELAY" "$C" "$Cb"
+row "libssh the same with Nagle on (its default)" "$G" "$Gb"
+row "ssh with ControlMaster (master set-up included)" "$M" "$Mb"
+row "plain ssh, one invocation per command" "$p" "$p"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t) ? "met" : "MISSED" }'; }
+r1=$(ratio "$O" "$C"); r1b=$(ratio "$Ob" "$Cb")
+r2=$(ratio "$O" "$M"); r2b=$(ratio "$Ob" "$Mb")
+printf '\n  outpost / ceiling       = %s median, %s best  (target <= 1.20: %s)\n' "$r1" "$r1b" "$(verdict "$r1" 1.2)"
+printf '  outpost / ControlMaster = %s median, %s best  (target <= 0.50: %s)\n' "$r2" "$r2b" "$(verdict "$r2" 0.5)"
