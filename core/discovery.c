@@ -362,6 +362,7 @@ static long scan_once(const struct dc_options *o, struct scan_item *items, size_
 		kill(-proc.pid, SIGKILL);
 		waitpid(proc.pid, NULL, 0);
 	}
+	wk_forget(proc.pid);
 	if (current >= 0) {
 		items[current].done = true;
 		result = current;

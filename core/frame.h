@@ -16,11 +16,11 @@ enum fr_type {
 	/* parent → worker */
 	FR_INIT = 1,	   /* {"plugin": path, "config": {...}, "memory_limit": bytes} */
 	FR_TASK = 2,	   /* {"id","type","params":{...},"workspace","output_limit","log_level"} */
-	FR_CANCEL = 3,	   /* empty */
+	/* 3 was FR_CANCEL: cancel is SIGTERM now */
 	FR_SECRET = 4,	   /* 1 byte found (0/1), then the value's bytes */
 	FR_SCAN = 5,	   /* {"files": [path...], "config": {name: {...}}} */
 	/* worker → parent */
-	FR_READY = 10,	   /* the plugin's descriptor as JSON */
+	FR_READY = 10,	   /* empty: the plugin is loaded and initialised */
 	FR_LOAD_ERROR = 11, /* {"stage": "load|entry|negotiate|descriptor|init", "message": "..."} */
 	FR_LOG = 12,	   /* 1 byte level, then text */
 	FR_OUTPUT = 13,	   /* 1 byte stream, then bytes */

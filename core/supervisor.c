@@ -8,11 +8,13 @@
 #include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,8 +27,10 @@
 #include "units.h"
 
 #define SPARE_RETRY_S 30.0
+#define REFILL_DELAY_S 0.05
 
-enum ws_state { WS_STARTING, WS_READY, WS_BUSY, WS_FINISHED };
+/* SPAWNING: queued to the spawner thread, no process yet. STARTING: spawned, loading. */
+enum ws_state { WS_SPAWNING, WS_STARTING, WS_READY, WS_BUSY, WS_FINISHED };
 
 struct sv_plugin {
 	char *name;
@@ -37,6 +41,9 @@ struct sv_plugin {
 	struct ag_strlist env_allow;
 	bool spare;
 	double spare_retry_at;
+	/* A spare taken by a task is replaced once that task is done, or after REFILL_DELAY_S:
+	 * spawning its successor at hand-over would compete with the task for the CPU. */
+	double refill_after;
 };
 
 struct sv_worker {
@@ -50,9 +57,28 @@ struct sv_worker {
 	double start_deadline; /* not READY by then: kill */
 	double kill_at;	       /* SIGKILL the group then (0 = not scheduled) */
 	bool exited;
+	bool kill_when_spawned; /* killed or discarded while still spawning */
+	bool term_when_spawned; /* cancelled while still spawning */
 	int status;
 	struct rusage ru;
 	char *load_error;
+};
+
+/* A spawn the spawner thread does off the event loop: posix_spawn blocks its caller until the
+ * child has exec'ed, and the loop must keep serving frames meanwhile. The thread also sweeps
+ * orphans (w == NULL), keeping the /proc scan off the loop too. */
+struct spawn_req {
+	struct spawn_req *next;
+	struct sv_worker *w; /* a token for the thread: it never touches the worker */
+	const char *label;
+	const struct ag_strlist *env_allow;
+};
+
+struct spawn_done {
+	struct sv_worker *w;
+	struct wk_proc proc;
+	op_rc rc;
+	char *error; /* malloc'ed, when rc != OP_OK */
 };
 
 struct sv_job {
@@ -84,6 +110,14 @@ struct sv {
 	struct sv_job *jobs;
 	bool spares_on;
 	bool reap_strays;
+	/* the spawner thread */
+	pthread_t spawner;
+	bool spawner_up;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct spawn_req *queue, *queue_tail;
+	bool stopping;
+	int done_pipe[2]; /* spawner → loop: struct spawn_done records */
 };
 
 static double now_s(void)
@@ -100,6 +134,68 @@ const char *sv_status_name(enum sv_status s)
 					    "timed_out", "crashed",   "load_failed"};
 
 	return (unsigned)s < OP_ARRAY_LEN(names) ? names[s] : "failed";
+}
+
+/* Signals W's process group and W itself; nothing while it has no process yet. */
+static void kill_worker(struct sv_worker *w, int sig)
+{
+	if (w->proc.pid <= 0 || w->exited)
+		return;
+	kill(-w->proc.pid, sig);
+	kill(w->proc.pid, sig);
+}
+
+static void *spawner_main(void *arg)
+{
+	struct sv *sv = arg;
+
+	for (;;) {
+		struct spawn_req *r;
+		struct spawn_done d;
+		struct op_error err = {0};
+
+		pthread_mutex_lock(&sv->mu);
+		while (sv->queue == NULL && !sv->stopping)
+			pthread_cond_wait(&sv->cv, &sv->mu);
+		r = sv->queue;
+		if (r == NULL) { /* stopping, nothing left */
+			pthread_mutex_unlock(&sv->mu);
+			return NULL;
+		}
+		sv->queue = r->next;
+		if (sv->queue == NULL)
+			sv->queue_tail = NULL;
+		pthread_mutex_unlock(&sv->mu);
+		if (r->w == NULL) {
+			/* Killing a stray can orphan its children to us: sweep until none is left. */
+			for (int round = 0; round < 8 && wk_reap_strays() > 0; round++)
+				;
+			free(r);
+			continue;
+		}
+		memset(&d, 0, sizeof(d));
+		d.w = r->w;
+		d.rc = wk_spawn(sv->worker_path, r->label, r->env_allow, true, &d.proc, &err);
+		if (d.rc != OP_OK)
+			d.error = strdup(err.msg);
+		free(r);
+		/* A record is far below PIPE_BUF: the write is atomic and never partial. */
+		while (write(sv->done_pipe[1], &d, sizeof(d)) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Queues R for the spawner thread. */
+static void spawner_push(struct sv *sv, struct spawn_req *r)
+{
+	pthread_mutex_lock(&sv->mu);
+	if (sv->queue_tail)
+		sv->queue_tail->next = r;
+	else
+		sv->queue = r;
+	sv->queue_tail = r;
+	pthread_cond_signal(&sv->cv);
+	pthread_mutex_unlock(&sv->mu);
 }
 
 /* ---- construction ------------------------------------------------------------------------ */
@@ -143,6 +239,9 @@ op_rc sv_new(const struct sv_options *opts, const struct sv_plugin_spec *plugins
 		return op_fail(err, OP_ENOMEM, "out of memory");
 	sv->opts = *opts;
 	sv->spares_on = true;
+	sv->done_pipe[0] = sv->done_pipe[1] = -1;
+	pthread_mutex_init(&sv->mu, NULL);
+	pthread_cond_init(&sv->cv, NULL);
 	sv->worker_path = strdup(opts->worker_path);
 	sv->plugins = calloc(n ? n : 1, sizeof(*sv->plugins));
 	if (sv->worker_path == NULL || sv->plugins == NULL) {
@@ -192,6 +291,16 @@ op_rc sv_new(const struct sv_options *opts, const struct sv_plugin_spec *plugins
 			}
 		}
 	}
+	if (pipe2(sv->done_pipe, O_CLOEXEC) < 0) {
+		rc = op_fail(err, OP_EIO, "cannot create the spawner's pipe: %s", strerror(errno));
+		goto out;
+	}
+	fcntl(sv->done_pipe[0], F_SETFL, O_NONBLOCK);
+	if (pthread_create(&sv->spawner, NULL, spawner_main, sv) != 0) {
+		rc = op_fail(err, OP_EIO, "cannot start the spawner thread");
+		goto out;
+	}
+	sv->spawner_up = true;
 out:
 	if (rc != OP_OK) {
 		sv_free(sv);
@@ -223,17 +332,36 @@ static void worker_free(struct sv_worker *w)
 	free(w);
 }
 
+static void adopt_spawn(struct sv *sv, struct spawn_done *d);
+static void finish_job(struct sv_job *j, enum sv_status status, const char *message);
+
 void sv_free(struct sv *sv)
 {
 	if (sv == NULL)
 		return;
+	if (sv->spawner_up) {
+		struct spawn_done d;
+
+		pthread_mutex_lock(&sv->mu);
+		sv->stopping = true;
+		pthread_cond_broadcast(&sv->cv);
+		pthread_mutex_unlock(&sv->mu);
+		pthread_join(sv->spawner, NULL);
+		/* Spawns that finished after the loop stopped looking: adopt them to kill them. */
+		while (read(sv->done_pipe[0], &d, sizeof(d)) == (ssize_t)sizeof(d))
+			adopt_spawn(sv, &d);
+	}
+	for (struct spawn_req *r = sv->queue, *next; r; r = next) {
+		next = r->next;
+		free(r);
+	}
 	/* Whatever still runs is killed with its process group and reaped. */
 	for (struct sv_worker *w = sv->workers, *next; w; w = next) {
 		next = w->next;
-		if (!w->exited) {
-			kill(-w->proc.pid, SIGKILL);
-			kill(w->proc.pid, SIGKILL);
+		if (!w->exited && w->proc.pid > 0) {
+			kill_worker(w, SIGKILL);
 			waitpid(w->proc.pid, NULL, 0);
+			wk_forget(w->proc.pid);
 		}
 		worker_free(w);
 	}
@@ -241,7 +369,7 @@ void sv_free(struct sv *sv)
 		next = j->next;
 		job_free(j);
 	}
-	wk_reap_strays(NULL, 0);
+	wk_reap_strays();
 	for (size_t i = 0; i < sv->n_plugins; i++) {
 		struct sv_plugin *p = &sv->plugins[i];
 
@@ -253,6 +381,11 @@ void sv_free(struct sv *sv)
 		free(p->init_json);
 		ag_strlist_release(&p->env_allow);
 	}
+	for (int i = 0; i < 2; i++)
+		if (sv->done_pipe[i] >= 0)
+			close(sv->done_pipe[i]);
+	pthread_mutex_destroy(&sv->mu);
+	pthread_cond_destroy(&sv->cv);
 	free(sv->plugins);
 	free(sv->worker_path);
 	free(sv);
@@ -285,7 +418,8 @@ static int queue_frame(struct sv_worker *w, uint8_t type, const void *data, size
 static void flush_out(struct sv_worker *w)
 {
 	while (w->out.len > 0 && w->proc.sock >= 0) {
-		ssize_t n = write(w->proc.sock, w->out.data, w->out.len);
+		/* MSG_NOSIGNAL: a worker that died must not take us down with SIGPIPE. */
+		ssize_t n = send(w->proc.sock, w->out.data, w->out.len, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -295,26 +429,21 @@ static void flush_out(struct sv_worker *w)
 	}
 }
 
+/* Creates a worker for P with FR_INIT queued and asks the spawner thread for its process.
+ * Frames queued meanwhile (the task, a cancel) go out once it exists. */
 static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct op_error *err)
 {
 	struct sv_worker *w = calloc(1, sizeof(*w));
+	struct spawn_req *r = calloc(1, sizeof(*r));
 	cJSON *init = NULL;
 	char *text = NULL;
-	char label[96];
 
-	if (w == NULL) {
-		op_fail(err, OP_ENOMEM, "out of memory");
-		return NULL;
-	}
+	if (w == NULL || r == NULL)
+		goto fail;
 	w->sv = sv;
 	w->plugin = p;
 	w->proc.pid = -1;
 	w->proc.sock = w->proc.out = w->proc.pidfd = -1;
-	snprintf(label, sizeof(label), "%s", p->name);
-	if (wk_spawn(sv->worker_path, label, &p->env_allow, true, &w->proc, err) != OP_OK) {
-		free(w);
-		return NULL;
-	}
 	init = cJSON_CreateObject();
 	if (init == NULL)
 		goto fail;
@@ -332,20 +461,63 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 		goto fail;
 	cJSON_free(text);
 	cJSON_Delete(init);
-	w->state = WS_STARTING;
-	w->start_deadline = now_s() + sv->opts.start_timeout;
+	w->state = WS_SPAWNING;
 	w->next = sv->workers;
 	sv->workers = w;
-	flush_out(w);
+	r->w = w;
+	r->label = p->name;
+	r->env_allow = &p->env_allow;
+	spawner_push(sv, r);
 	return w;
 fail:
 	cJSON_free(text);
 	cJSON_Delete(init);
-	kill(-w->proc.pid, SIGKILL);
-	waitpid(w->proc.pid, NULL, 0);
-	worker_free(w);
+	if (w)
+		worker_free(w);
+	free(r);
 	op_fail(err, OP_ENOMEM, "out of memory");
 	return NULL;
+}
+
+/* The spawner thread's answer for D->w: the worker now has a process, or failed to start. */
+static void adopt_spawn(struct sv *sv, struct spawn_done *d)
+{
+	struct sv_worker *w = d->w;
+
+	if (d->rc != OP_OK) {
+		char msg[1200];
+
+		snprintf(msg, sizeof(msg), "%s", d->error ? d->error : "cannot start a worker");
+		free(d->error);
+		w->exited = true;
+		w->state = WS_FINISHED;
+		if (w->job) {
+			finish_job(w->job, SV_LOAD_FAILED, msg);
+		} else {
+			op_log_warn("supervisor", "cannot start a spare worker for %s: %s",
+				    w->plugin->name, msg);
+			w->plugin->spare_retry_at = now_s() + SPARE_RETRY_S;
+		}
+		return;
+	}
+	w->proc = d->proc;
+	w->state = WS_STARTING;
+	w->start_deadline = now_s() + sv->opts.start_timeout;
+	if (w->kill_when_spawned) {
+		kill_worker(w, SIGKILL);
+		return;
+	}
+	if (w->term_when_spawned)
+		kill(w->proc.pid, SIGTERM);
+	flush_out(w);
+}
+
+static void read_spawns(struct sv *sv)
+{
+	struct spawn_done d;
+
+	while (read(sv->done_pipe[0], &d, sizeof(d)) == (ssize_t)sizeof(d))
+		adopt_spawn(sv, &d);
 }
 
 void sv_set_spares(struct sv *sv, bool on)
@@ -353,7 +525,11 @@ void sv_set_spares(struct sv *sv, bool on)
 	sv->spares_on = on;
 	if (on)
 		return;
-	for (struct sv_worker *w = sv->workers; w; w = w->next)
+	for (struct sv_worker *w = sv->workers; w; w = w->next) {
+		if (w->job == NULL && w->state == WS_SPAWNING) {
+			w->kill_when_spawned = true;
+			continue;
+		}
 		if (w->job == NULL && (w->state == WS_READY || w->state == WS_STARTING) &&
 		    w->proc.sock >= 0) {
 			/* Closing the channel tells an idle spare to exit. */
@@ -362,6 +538,7 @@ void sv_set_spares(struct sv *sv, bool on)
 			w->state = WS_FINISHED;
 			w->kill_at = now_s() + w->sv->opts.grace;
 		}
+	}
 }
 
 static void refill_spares(struct sv *sv)
@@ -375,11 +552,12 @@ static void refill_spares(struct sv *sv)
 		struct op_error err = {0};
 		bool have = false;
 
-		if (!p->spare || now < p->spare_retry_at)
+		if (!p->spare || now < p->spare_retry_at || now < p->refill_after)
 			continue;
 		for (struct sv_worker *w = sv->workers; w; w = w->next)
-			if (w->plugin == p && w->job == NULL &&
-			    (w->state == WS_STARTING || w->state == WS_READY))
+			if (w->plugin == p && w->job == NULL && !w->kill_when_spawned &&
+			    (w->state == WS_SPAWNING || w->state == WS_STARTING ||
+			     w->state == WS_READY))
 				have = true;
 		if (have)
 			continue;
@@ -549,6 +727,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	o.output_cut = j->output_cut;
 	if (j->w)
 		j->w->job = NULL;
+	j->plugin->refill_after = 0;
 	unlink_job(sv, j);
 	if (j->ev->done)
 		j->ev->done(j->ud, &o);
@@ -616,11 +795,6 @@ static void finish_from_exit(struct sv_worker *w)
 		finish_job(j, SV_LOAD_FAILED, w->load_error);
 		return;
 	}
-	if (w->state == WS_STARTING) {
-		snprintf(msg, sizeof(msg), "plugin %s crashed while loading: %s", w->plugin->name, how);
-		finish_job(j, SV_LOAD_FAILED, msg);
-		return;
-	}
 	if (j->timed_out) {
 		op_format_duration(j->timeout, dur, sizeof(dur));
 		snprintf(msg, sizeof(msg), "task timed out after %s%s", dur,
@@ -637,6 +811,11 @@ static void finish_from_exit(struct sv_worker *w)
 			strncat(msg, " and was killed)", sizeof(msg) - strlen(msg) - 1);
 		}
 		finish_job(j, SV_CANCELLED, msg);
+		return;
+	}
+	if (w->state == WS_STARTING) {
+		snprintf(msg, sizeof(msg), "plugin %s crashed while loading: %s", w->plugin->name, how);
+		finish_job(j, SV_LOAD_FAILED, msg);
 		return;
 	}
 	if (WIFSIGNALED(w->status)) {
@@ -870,6 +1049,7 @@ static void on_exit_(struct sv_worker *w)
 	if (got == 0)
 		return; /* a stale event for a reused descriptor: it has not exited */
 	w->exited = true;
+	wk_forget(w->proc.pid);
 	/* Drain what it wrote before dying, then judge. */
 	if (w->proc.sock >= 0) {
 		(void)read_sock(w);
@@ -879,7 +1059,8 @@ static void on_exit_(struct sv_worker *w)
 		(void)read_pipe(w);
 		close_pipe(w);
 	}
-	kill(-w->proc.pid, SIGKILL); /* its process group: children it left */
+	if (w->proc.pid > 0)
+		kill(-w->proc.pid, SIGKILL); /* its process group: children it left */
 	if (w->proc.pidfd >= 0)
 		close(w->proc.pidfd);
 	w->proc.pidfd = -1;
@@ -937,8 +1118,9 @@ op_rc sv_start(struct sv *sv, const struct sv_task *task, const struct sv_events
 	}
 	/* A waiting spare of this plugin, or a fresh worker. */
 	for (struct sv_worker *c = sv->workers; c; c = c->next)
-		if (c->plugin == p && c->job == NULL &&
-		    (c->state == WS_READY || c->state == WS_STARTING) && c->proc.sock >= 0 &&
+		if (c->plugin == p && c->job == NULL && !c->kill_when_spawned &&
+		    (c->state == WS_READY || c->state == WS_STARTING || c->state == WS_SPAWNING) &&
+		    (c->state == WS_SPAWNING || c->proc.sock >= 0) &&
 		    (w == NULL || c->state == WS_READY))
 			w = c;
 	if (w == NULL) {
@@ -956,6 +1138,8 @@ op_rc sv_start(struct sv *sv, const struct sv_task *task, const struct sv_events
 	w->job = j;
 	if (w->state == WS_READY)
 		w->state = WS_BUSY;
+	if (p->spare)
+		p->refill_after = now_s() + REFILL_DELAY_S;
 	j->started = now_s();
 	j->deadline = task->timeout > 0 ? j->started + task->timeout : 0;
 	j->next = sv->jobs;
@@ -983,8 +1167,12 @@ void sv_cancel(struct sv_job *j, const char *reason)
 	j->stop_reason = strdup(reason ? reason : "on request");
 	if (w == NULL || w->exited)
 		return;
-	(void)queue_frame(w, FR_CANCEL, NULL, 0);
-	flush_out(w);
+	/* SIGTERM to the worker alone: its handler calls the plugin's cancel(). While it is
+	 * still spawning, the adoption sends it. */
+	if (w->proc.pid > 0)
+		kill(w->proc.pid, SIGTERM);
+	else
+		w->term_when_spawned = true;
 	if (w->kill_at == 0 || w->kill_at > now_s() + w->sv->opts.grace)
 		w->kill_at = now_s() + w->sv->opts.grace;
 }
@@ -1001,8 +1189,9 @@ void sv_kill(struct sv_job *j, const char *reason)
 		j->stop_reason = strdup(reason ? reason : "killed");
 	}
 	if (w && !w->exited) {
-		kill(-w->proc.pid, SIGKILL);
-		kill(w->proc.pid, SIGKILL);
+		if (w->state == WS_SPAWNING)
+			w->kill_when_spawned = true;
+		kill_worker(w, SIGKILL);
 	}
 }
 
@@ -1012,12 +1201,18 @@ int sv_max_pollfds(const struct sv *sv)
 
 	for (const struct sv_worker *w = sv->workers; w; w = w->next)
 		n += 3;
-	return n;
+	return n + 1; /* the spawner's pipe */
 }
 
 int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
 {
 	int n = 0;
+
+	if (max > 0 && sv->done_pipe[0] >= 0) {
+		fds[n].fd = sv->done_pipe[0];
+		fds[n].events = POLLIN;
+		fds[n++].revents = 0;
+	}
 
 	for (struct sv_worker *w = sv->workers; w && n + 3 <= max; w = w->next) {
 		if (w->proc.sock >= 0) {
@@ -1044,6 +1239,10 @@ void sv_handle(struct sv *sv, const struct pollfd *fds, int n)
 	for (int i = 0; i < n; i++) {
 		if (fds[i].revents == 0)
 			continue;
+		if (fds[i].fd == sv->done_pipe[0]) {
+			read_spawns(sv);
+			continue;
+		}
 		for (struct sv_worker *w = sv->workers; w; w = w->next) {
 			if (fds[i].fd == w->proc.sock && w->proc.sock >= 0) {
 				if (fds[i].revents & POLLOUT)
@@ -1081,15 +1280,20 @@ int sv_timeout_ms(struct sv *sv)
 	for (struct sv_worker *w = sv->workers; w; w = w->next) {
 		if (w->exited)
 			return 0; /* cleanup pending */
+		if (w->state == WS_SPAWNING)
+			continue;
 		next = min_timer(next, w->kill_at);
 		if (w->state == WS_STARTING)
 			next = min_timer(next, w->start_deadline);
 		if (w->job && !w->job->timed_out)
 			next = min_timer(next, w->job->deadline);
 	}
-	for (size_t i = 0; i < sv->n_plugins; i++)
+	for (size_t i = 0; i < sv->n_plugins; i++) {
 		if (sv->plugins[i].spare && sv->plugins[i].spare_retry_at > now)
 			next = min_timer(next, sv->plugins[i].spare_retry_at);
+		if (sv->plugins[i].spare && sv->plugins[i].refill_after > now)
+			next = min_timer(next, sv->plugins[i].refill_after);
+	}
 	if (next == 0)
 		return -1;
 	if (next <= now)
@@ -1104,13 +1308,11 @@ void sv_tick(struct sv *sv)
 	for (struct sv_worker *w = sv->workers; w; w = w->next) {
 		struct sv_job *j = w->job;
 
-		if (w->exited)
+		if (w->exited || w->state == WS_SPAWNING)
 			continue;
 		if (j && j->deadline && !j->timed_out && now >= j->deadline) {
 			j->timed_out = true;
-			(void)queue_frame(w, FR_CANCEL, NULL, 0);
-			flush_out(w);
-			kill(-w->proc.pid, SIGTERM);
+			kill_worker(w, SIGTERM);
 			w->kill_at = now + sv->opts.grace;
 		}
 		if (w->state == WS_STARTING && now >= w->start_deadline && w->kill_at == 0) {
@@ -1123,15 +1325,13 @@ void sv_tick(struct sv *sv)
 			w->load_error = strdup(msg);
 			if (j == NULL)
 				w->plugin->spare_retry_at = now + SPARE_RETRY_S;
-			kill(-w->proc.pid, SIGKILL);
-			kill(w->proc.pid, SIGKILL);
+			kill_worker(w, SIGKILL);
 			w->kill_at = now;
 		}
 		if (w->kill_at && now >= w->kill_at) {
 			if (j && !j->reported)
 				j->killed = true;
-			kill(-w->proc.pid, SIGKILL);
-			kill(w->proc.pid, SIGKILL);
+			kill_worker(w, SIGKILL);
 			w->kill_at = now + 1; /* again in a second if it is somehow still there */
 		}
 	}
@@ -1147,15 +1347,11 @@ void sv_tick(struct sv *sv)
 		}
 	}
 	if (sv->reap_strays) {
-		pid_t keep[256];
-		size_t n = 0;
+		struct spawn_req *r = calloc(1, sizeof(*r));
 
 		sv->reap_strays = false;
-		for (struct sv_worker *w = sv->workers; w && n < OP_ARRAY_LEN(keep); w = w->next)
-			keep[n++] = w->proc.pid;
-		/* Killing a stray can orphan its own children to us: sweep until none is left. */
-		for (int round = 0; round < 8 && wk_reap_strays(keep, n) > 0; round++)
-			;
+		if (r != NULL)
+			spawner_push(sv, r); /* w == NULL: a sweep */
 	}
 	refill_spares(sv);
 }
@@ -1175,6 +1371,16 @@ int sv_workers(const struct sv *sv)
 
 	for (const struct sv_worker *w = sv->workers; w; w = w->next)
 		if (!w->exited)
+			n++;
+	return n;
+}
+
+int sv_spares_ready(const struct sv *sv)
+{
+	int n = 0;
+
+	for (const struct sv_worker *w = sv->workers; w; w = w->next)
+		if (w->state == WS_READY && w->job == NULL && !w->exited)
 			n++;
 	return n;
 }

@@ -119,6 +119,8 @@ void sv_tick(struct sv *sv);
 int sv_running(const struct sv *sv);
 /* Workers alive (spares included), for status and the idle-memory benchmark. */
 int sv_workers(const struct sv *sv);
+/* Spare workers loaded and waiting for a task. */
+int sv_spares_ready(const struct sv *sv);
 /* How many descriptors sv_pollfds may return. */
 int sv_max_pollfds(const struct sv *sv);
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +25,44 @@
 
 /* Variables that always pass in sanitizer builds: the runtimes need them (decisions.md 11). */
 static const char *const sanitizer_env[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
+
+/* Every worker this process started and has not reaped: the sweep leaves them alone. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *registry;
+static size_t registry_n, registry_cap;
+
+static void registry_add_locked(pid_t pid)
+{
+	if (registry_n == registry_cap) {
+		size_t cap = registry_cap ? registry_cap * 2 : 64;
+		pid_t *grown = realloc(registry, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return; /* the worker may then be swept as a stray: it fails its task */
+		registry = grown;
+		registry_cap = cap;
+	}
+	registry[registry_n++] = pid;
+}
+
+void wk_forget(pid_t pid)
+{
+	pthread_mutex_lock(&registry_mu);
+	for (size_t i = 0; i < registry_n; i++)
+		if (registry[i] == pid) {
+			registry[i] = registry[--registry_n];
+			break;
+		}
+	pthread_mutex_unlock(&registry_mu);
+}
+
+static bool registered_locked(pid_t pid)
+{
+	for (size_t i = 0; i < registry_n; i++)
+		if (registry[i] == pid)
+			return true;
+	return false;
+}
 
 static int pidfd_open_(pid_t pid)
 {
@@ -128,7 +167,11 @@ op_rc wk_spawn(const char *worker_path, const char *label, const struct ag_strli
 	argv[2] = "3";
 	argv[3] = (char *)label;
 	argv[4] = NULL;
+	pthread_mutex_lock(&registry_mu);
 	e = posix_spawn(&pid, worker_path, &fa, &attr, argv, envp);
+	if (e == 0)
+		registry_add_locked(pid);
+	pthread_mutex_unlock(&registry_mu);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	if (e != 0) {
@@ -143,6 +186,7 @@ op_rc wk_spawn(const char *worker_path, const char *label, const struct ag_strli
 			     strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		wk_forget(pid);
 		goto out;
 	}
 	out->sock = sv[0];
@@ -250,21 +294,23 @@ void wk_become_subreaper(void)
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
-int wk_reap_strays(const pid_t *keep, size_t n)
+int wk_reap_strays(void)
 {
 	pid_t me = getpid();
 	int killed = 0;
 	DIR *d;
 	struct dirent *e;
 
+	pthread_mutex_lock(&registry_mu);
 	d = opendir("/proc");
-	if (d == NULL)
+	if (d == NULL) {
+		pthread_mutex_unlock(&registry_mu);
 		return 0;
+	}
 	while ((e = readdir(d)) != NULL) {
 		char path[64], buf[512], *close_paren;
 		long long pid, ppid;
 		FILE *f;
-		bool known = false;
 
 		if (op_parse_i64(e->d_name, 1, INT_MAX, &pid) < 0)
 			continue;
@@ -281,15 +327,13 @@ int wk_reap_strays(const pid_t *keep, size_t n)
 		if (close_paren == NULL || sscanf(close_paren + 2, "%*c %lld", &ppid) != 1 ||
 		    ppid != me)
 			continue;
-		for (size_t i = 0; i < n; i++)
-			if (keep[i] == (pid_t)pid)
-				known = true;
-		if (known)
+		if (registered_locked((pid_t)pid))
 			continue;
 		kill((pid_t)pid, SIGKILL);
 		waitpid((pid_t)pid, NULL, 0);
 		killed++;
 	}
 	closedir(d);
+	pthread_mutex_unlock(&registry_mu);
 	return killed;
 }

@@ -35,8 +35,11 @@ void wk_describe_status(int status, char *out, size_t size);
 
 /* Marks this process a child subreaper, so orphans of plugins come back to us (decisions 23). */
 void wk_become_subreaper(void);
-/* Kills and reaps every child of ours that is not in KEEP (N pids): orphans a plugin left
- * behind. Returns how many it killed. */
-int wk_reap_strays(const pid_t *keep, size_t n);
+/* Kills and reaps every child of ours that is not a worker wk_spawn started (and that
+ * wk_forget has not released): orphans a plugin left behind. Returns how many it killed.
+ * Spawns and sweeps exclude each other, so a new worker is never taken for an orphan. */
+int wk_reap_strays(void);
+/* Tells the registry that worker PID has been reaped. */
+void wk_forget(pid_t pid);
 
 #endif

@@ -9,6 +9,7 @@
  *
  * Task mode:  FR_INIT → load + negotiate + init → FR_READY (or FR_LOAD_ERROR, exit 3)
  *             FR_TASK → schema check → validate → execute → FR_DONE, exit 0.
+ *             Cancel is SIGTERM; after FR_TASK the parent only sends FR_SECRET answers.
  * Scan mode:  FR_SCAN → for each file: FR_SCAN_BEGIN, load + negotiate + init + shutdown,
  *             FR_SCAN_RESULT; exit 0. A crash here tells the parent which file did it.
  */
@@ -61,12 +62,9 @@ static struct {
 	uint64_t output_limit;
 	atomic_ullong output_sent;
 	atomic_ullong output_cut;
-	/* secret request/response handshake with the reader thread */
+	/* Secrets are asked for synchronously: after FR_TASK, FR_SECRET answers are the only
+	 * frames the parent sends, so the asking thread reads its answer itself. */
 	pthread_mutex_t secret_lock; /* one request at a time */
-	pthread_mutex_t secret_mu;
-	pthread_cond_t secret_cv;
-	int secret_state; /* 0 idle, 1 waiting, 2 answered, 3 channel gone */
-	struct op_buf secret_answer;
 	struct secret_copy *secrets;
 	/* set_error() outside a task (during init) is kept here for the load error */
 	bool in_task;
@@ -76,8 +74,6 @@ static struct {
 	.write_lock = PTHREAD_MUTEX_INITIALIZER,
 	.log_level = OUTPOST_LOG_INFO,
 	.secret_lock = PTHREAD_MUTEX_INITIALIZER,
-	.secret_mu = PTHREAD_MUTEX_INITIALIZER,
-	.secret_cv = PTHREAD_COND_INITIALIZER,
 };
 
 static struct outpost_ctx the_ctx;
@@ -232,9 +228,11 @@ static int host_artifact_open(outpost_ctx *ctx, const char *name, int *fd)
 static const char *host_secret(outpost_ctx *ctx, const char *name, const char *for_host,
 			       size_t *len)
 {
+	struct op_buf answer = OP_BUF_INIT;
 	cJSON *req = cJSON_CreateObject();
 	struct secret_copy *copy = NULL;
 	const char *result = NULL;
+	uint8_t type = 0;
 
 	(void)ctx;
 	if (req == NULL || name == NULL)
@@ -243,45 +241,29 @@ static const char *host_secret(outpost_ctx *ctx, const char *name, const char *f
 	if (for_host)
 		cJSON_AddStringToObject(req, "host", for_host);
 	pthread_mutex_lock(&W.secret_lock);
-	pthread_mutex_lock(&W.secret_mu);
-	if (W.secret_state == 3) {
-		pthread_mutex_unlock(&W.secret_mu);
-		pthread_mutex_unlock(&W.secret_lock);
-		goto out;
-	}
-	W.secret_state = 1;
-	pthread_mutex_unlock(&W.secret_mu);
-	if (send_json(FR_SECRET_REQ, req) == 0) {
-		pthread_mutex_lock(&W.secret_mu);
-		while (W.secret_state == 1)
-			pthread_cond_wait(&W.secret_cv, &W.secret_mu);
-		if (W.secret_state == 2 && W.secret_answer.len >= 1 && W.secret_answer.data[0] == 1) {
-			copy = calloc(1, sizeof(*copy));
-			if (copy != NULL) {
-				copy->len = W.secret_answer.len - 1;
-				copy->value = malloc(copy->len + 1);
-				if (copy->value == NULL) {
-					free(copy);
-					copy = NULL;
-				} else {
-					memcpy(copy->value, W.secret_answer.data + 1, copy->len);
-					copy->value[copy->len] = '\0';
-					copy->next = W.secrets;
-					W.secrets = copy;
-					result = copy->value;
-					if (len)
-						*len = copy->len;
-				}
+	if (send_json(FR_SECRET_REQ, req) == 0 && fr_read(W.fd, &type, &answer) == 1 &&
+	    type == FR_SECRET && answer.len >= 1 && answer.data[0] == 1) {
+		copy = calloc(1, sizeof(*copy));
+		if (copy != NULL) {
+			copy->len = answer.len - 1;
+			copy->value = malloc(copy->len + 1);
+			if (copy->value == NULL) {
+				free(copy);
+			} else {
+				memcpy(copy->value, answer.data + 1, copy->len);
+				copy->value[copy->len] = '\0';
+				copy->next = W.secrets;
+				W.secrets = copy;
+				result = copy->value;
+				if (len)
+					*len = copy->len;
 			}
 		}
-		if (W.secret_answer.data)
-			explicit_bzero(W.secret_answer.data, W.secret_answer.len);
-		op_buf_reset(&W.secret_answer);
-		if (W.secret_state == 2)
-			W.secret_state = 0;
-		pthread_mutex_unlock(&W.secret_mu);
 	}
 	pthread_mutex_unlock(&W.secret_lock);
+	if (answer.data)
+		explicit_bzero(answer.data, answer.len);
+	op_buf_release(&answer);
 out:
 	cJSON_Delete(req);
 	return result;
@@ -310,6 +292,8 @@ static const struct outpost_host_api host_api = {
 
 /* ---- cancellation ------------------------------------------------------------------- */
 
+/* The agent cancels with SIGTERM: on request to the worker, at the deadline to its group. */
+
 static void request_cancel(void)
 {
 	if (atomic_exchange(&W.cancelled, 1) == 0 && W.plugin_loaded && W.plugin.desc.cancel)
@@ -320,42 +304,6 @@ static void on_sigterm(int sig)
 {
 	(void)sig;
 	request_cancel();
-}
-
-/* Reads frames from the parent while the task runs: cancel requests and secret answers. */
-static void *reader_main(void *arg)
-{
-	struct op_buf in = OP_BUF_INIT;
-	uint8_t type;
-
-	(void)arg;
-	for (;;) {
-		int rc = fr_read(W.fd, &type, &in);
-
-		if (rc <= 0)
-			break;
-		if (type == FR_CANCEL) {
-			request_cancel();
-		} else if (type == FR_SECRET) {
-			pthread_mutex_lock(&W.secret_mu);
-			op_buf_reset(&W.secret_answer);
-			if (op_buf_append(&W.secret_answer, in.data, in.len) < 0)
-				op_buf_reset(&W.secret_answer);
-			W.secret_state = 2;
-			pthread_cond_broadcast(&W.secret_cv);
-			pthread_mutex_unlock(&W.secret_mu);
-		}
-		if (in.data)
-			explicit_bzero(in.data, in.len);
-	}
-	/* The parent is gone or closed the channel: cancel, and release a waiting secret(). */
-	request_cancel();
-	pthread_mutex_lock(&W.secret_mu);
-	W.secret_state = 3;
-	pthread_cond_broadcast(&W.secret_cv);
-	pthread_mutex_unlock(&W.secret_mu);
-	op_buf_release(&in);
-	return NULL;
 }
 
 /* ---- task mode ---------------------------------------------------------------------- */
@@ -404,7 +352,6 @@ static int load_for_task(const cJSON *init)
 	struct op_error err = {0};
 	const char *stage = WK_STAGE_LOAD;
 	char *config_text = NULL;
-	cJSON *desc = NULL;
 	int rc = -1;
 
 	if (cJSON_IsNumber(level))
@@ -440,12 +387,11 @@ static int load_for_task(const cJSON *init)
 			goto out;
 		}
 	}
-	desc = wk_plugin_describe(&W.plugin);
-	if (desc == NULL || send_json(FR_READY, desc) < 0)
+	/* The parent knows the descriptor from discovery: READY carries nothing. */
+	if (send_frame(FR_READY, NULL, 0) < 0)
 		goto out;
 	rc = 0;
 out:
-	cJSON_Delete(desc);
 	free(config_text);
 	return rc;
 }
@@ -519,7 +465,6 @@ out:
 static int task_mode(const cJSON *init)
 {
 	struct op_buf in = OP_BUF_INIT;
-	pthread_t reader;
 	cJSON *task = NULL;
 	uint8_t type;
 	int rc;
@@ -536,11 +481,6 @@ static int task_mode(const cJSON *init)
 	op_buf_release(&in);
 	if (task == NULL)
 		return EXIT_PROTOCOL;
-	if (pthread_create(&reader, NULL, reader_main, NULL) != 0) {
-		cJSON_Delete(task);
-		return EXIT_PROTOCOL;
-	}
-	pthread_detach(reader);
 	W.in_task = true;
 	rc = run_task(task);
 	cJSON_Delete(task);
