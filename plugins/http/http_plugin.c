@@ -308,6 +308,56 @@ static bool is_batch(const char *type)
 	return strcmp(type, "http.batch") == 0;
 }
 
+struct art_name {
+	char name[256];
+	int index;
+};
+
+static int art_cmp(const void *a, const void *b)
+{
+	const struct art_name *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : x->index - y->index;
+}
+
+/* Two requests of a batch cannot write one artifact: refuse that before anything is sent. */
+static int check_artifacts(outpost_ctx *ctx, const struct http_spec *specs, int n)
+{
+	struct art_name *names;
+	int k = 0, rc = OUTPOST_OK;
+
+	for (int i = 0; i < n; i++)
+		if (specs[i].resp_mode == RESP_ARTIFACT)
+			k++;
+	if (k < 2)
+		return OUTPOST_OK;
+	names = calloc((size_t)k, sizeof(*names));
+	if (names == NULL)
+		return outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "out of memory");
+	k = 0;
+	for (int i = 0; i < n; i++) {
+		if (specs[i].resp_mode != RESP_ARTIFACT)
+			continue;
+		if (specs[i].artifact)
+			snprintf(names[k].name, sizeof(names[k].name), "%s", specs[i].artifact);
+		else
+			snprintf(names[k].name, sizeof(names[k].name), "response-%d.body", i);
+		names[k++].index = i;
+	}
+	qsort(names, (size_t)k, sizeof(*names), art_cmp);
+	for (int i = 1; i < k; i++)
+		if (strcmp(names[i].name, names[i - 1].name) == 0) {
+			rc = outpost_fail(ctx, OUTPOST_ERR_PARAMS,
+					  "params.requests[%d].response.artifact: \"%s\" is also the "
+					  "artifact of requests[%d]; give each request its own name",
+					  names[i].index, names[i].name, names[i - 1].index);
+			break;
+		}
+	free(names);
+	return rc;
+}
+
 /*
  * Parses every request of the task into SPECS (allocated here, *n set). For http.request
  * that is one spec from the params; for http.batch one per requests[] item, each with the
@@ -363,6 +413,8 @@ static int parse_all(outpost_ctx *ctx, struct http_settings *st, const char *typ
 		if (rc != OUTPOST_OK)
 			break;
 	}
+	if (rc == OUTPOST_OK)
+		rc = check_artifacts(ctx, specs, n);
 	if (rc != OUTPOST_OK) {
 		for (int j = 0; j < i; j++)
 			http_spec_release(&specs[j]);

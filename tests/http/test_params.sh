@@ -118,6 +118,9 @@ http_invalid batch-concurrency "{\"requests\": [{\"url\": \"$U/\"}], \"concurren
 http_invalid batch-conflict "{\"requests\": [{\"url\": \"$U/\", \"method\": \"POST\", \"body\": \"a\", \"body_base64\": \"YQ==\"}]}" \
   'params.requests[0]: give only one of body, json, body_base64 and body_file' http.batch
 
+http_invalid batch-artifacts "{\"requests\": [{\"url\": \"$U/a\"}, {\"url\": \"$U/b\"}, {\"url\": \"$U/c\"}], \"defaults\": {\"response\": {\"artifact\": \"out.json\"}}}" \
+  'params.requests[1].response.artifact: "out.json" is also the artifact of requests[0]; give each request its own name' http.batch
+
 # a bad plugin setting stops the plugin from loading, with the setting named
 cat >"$T/typo.yaml" <<'YAML'
 plugins:
