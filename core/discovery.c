@@ -542,7 +542,8 @@ op_rc dc_discover(const struct dc_options *o, struct dc_result *out, struct op_e
 		}
 	}
 	closedir(d);
-	qsort(out->v, out->n, sizeof(*out->v), by_file);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), by_file);
 
 	worker_identity(o->sv->worker_path, worker_id, sizeof(worker_id));
 	cache = cache_load(o->cache_path, worker_id);
