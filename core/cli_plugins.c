@@ -576,8 +576,27 @@ static int plugin_run(int argc, char **argv)
 
 			if (p->state != DC_LOADED && strlen(p->stem) == dot &&
 			    strncmp(p->stem, task.type, dot) == 0) {
-				cli_error("plugin %s cannot run %s: %s: %s", p->stem, task.type,
-					  dc_state_name(p->state), p->reason ? p->reason : "");
+				char msg[1536];
+				cJSON *env = cJSON_CreateObject();
+
+				snprintf(msg, sizeof(msg), "plugin %s cannot run %s: %s: %s", p->stem,
+					 task.type, dc_state_name(p->state), p->reason ? p->reason : "");
+				cli_error("%s", msg);
+				/* The outcome on stdout, as for any task that ran. */
+				if (env != NULL) {
+					char *text;
+
+					cJSON_AddStringToObject(env, "status", "load_failed");
+					cJSON_AddStringToObject(env, "error", msg);
+					cJSON_AddNullToObject(env, "result");
+					cJSON_AddArrayToObject(env, "artifacts");
+					cJSON_AddNumberToObject(env, "duration", 0);
+					text = cJSON_Print(env);
+					if (text)
+						printf("%s\n", text);
+					cJSON_free(text);
+					cJSON_Delete(env);
+				}
 				rc = RUN_EXIT_PLUGIN;
 				goto out;
 			}

@@ -131,6 +131,8 @@ t_expect_contains "$T/o" "$T/badsecrets.yaml:1: secrets.pw: \"hunter2\" is not a
 # --- a plugin that fails to load: exit 3 with its reason
 t_plugin_dir "$T/bad" init_fail
 t_task "$T/if.json" init_fail.run '{}'
-t_run 3 "$T/o" "$A" plugin run --task "$T/if.json" --plugins-dir "$T/bad"
+rc=0; "$A" plugin run --task "$T/if.json" --plugins-dir "$T/bad" >"$T/if.out" 2>"$T/o" || rc=$?
+t_expect_eq 3 "$rc" "exit code of a plugin that fails to load"
 t_expect_contains "$T/o" "outpost-agent: plugin init_fail cannot run init_fail.run: failed: plugin init_fail failed to initialise: cannot reach the license server"
+t_expect_eq load_failed "$(t_json "$T/if.out" .status)"
 echo ok
