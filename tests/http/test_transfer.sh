@@ -29,6 +29,14 @@ t_expect_contains "$(http_field "$R" .error)" "GET $U/trickle?n=20&delay=0.1: ti
 DEAD=$(http_free_port)
 http_run 1 refused http.request "{\"url\": \"http://localhost:$DEAD/x\"}"
 http_expect_error refused "GET http://localhost:$DEAD/x: cannot connect to localhost port $DEAD (127.0.0.1): Connection refused; check that the service listens there and that firewalls and allowlists on the way let this agent's address 127.0.0.1 through"
+BH=$(http_free_port)
+"$HTTP_PY" "$HTTP_DIR/blackhole.py" "$BH" >"$T/bh.out" 2>&1 &
+t_track $!
+t_wait_for 10 grep -q ready "$T/bh.out"
+http_run 1 connect-timeout http.request "{\"url\": \"http://127.0.0.1:$BH/\", \"connect_timeout\": \"500ms\"}"
+err=$(http_field "$R" .error)
+t_expect_contains "$err" "GET http://127.0.0.1:$BH/: connection to 127.0.0.1 port $BH timed out after 500ms: "
+t_expect_contains "$err" "; a firewall or allowlist on the way may be dropping packets from this agent's address 127.0.0.1"
 http_run 1 no-dns http.request '{"url": "http://no-such-host.invalid/"}'
 t_expect_contains "$(http_field "$R" .error)" 'GET http://no-such-host.invalid/: cannot resolve host "no-such-host.invalid": Could not resolve host: no-such-host.invalid; check that the name exists in DNS as seen from the agent host (/etc/resolv.conf)'
 http_run 1 reset http.request "{\"url\": \"$U/close\"}"
