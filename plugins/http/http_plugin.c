@@ -83,7 +83,7 @@ static const char request_schema[] =
 static const char batch_schema[] =
 	"{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"requests\"],"
 	" \"properties\": {"
-	"  \"requests\": {\"type\": \"array\", \"minItems\": 1, \"maxItems\": 100000,"
+	"  \"requests\": {\"type\": \"array\", \"minItems\": 1, \"maxItems\": 10000,"
 	"    \"items\": {\"type\": \"object\", \"additionalProperties\": false,"
 	"      \"required\": [\"url\"], \"properties\": {"
 	"        \"name\": {\"type\": \"string\", \"maxLength\": 200}," URL_PROP REQUEST_PROPS "}}},"

@@ -118,6 +118,8 @@ http_invalid batch-concurrency "{\"requests\": [{\"url\": \"$U/\"}], \"concurren
 http_invalid batch-conflict "{\"requests\": [{\"url\": \"$U/\", \"method\": \"POST\", \"body\": \"a\", \"body_base64\": \"YQ==\"}]}" \
   'params.requests[0]: give only one of body, json, body_base64 and body_file' http.batch
 
+many=$("$HTTP_PY" -I -S -c "import json; print(json.dumps([{'url': '$U/'}] * 10001))")
+http_invalid batch-too-many "{\"requests\": $many}" 'params.requests: must have at most 10000 items' http.batch
 http_invalid batch-artifacts "{\"requests\": [{\"url\": \"$U/a\"}, {\"url\": \"$U/b\"}, {\"url\": \"$U/c\"}], \"defaults\": {\"response\": {\"artifact\": \"out.json\"}}}" \
   'params.requests[1].response.artifact: "out.json" is also the artifact of requests[0]; give each request its own name' http.batch
 
