@@ -491,7 +491,8 @@ static int simple_post(struct cli *c, const char *path, cJSON *body, cJSON **res
 
 static int cmd_token(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *pool = NULL, *env = NULL, *tags = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *pool = NULL, *env = NULL, *tags = NULL;
 	const char *ttl = NULL, *uses = NULL, *desc = NULL;
 	bool all = false;
 	struct opt opts[] = {{"--pool", true, &pool, NULL},
@@ -509,8 +510,8 @@ static int cmd_token(struct cli *c, int argc, char **argv)
 	char path[512];
 
 	c->cmd = "token";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "token");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "token");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server token create [--pool P] [--environment E] [--tags a,b] [--ttl 1h] [--uses 1] [--description D]\n"
@@ -602,7 +603,8 @@ static int cmd_token(struct cli *c, int argc, char **argv)
 
 static int cmd_admin_token(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *name = NULL, *desc = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *name = NULL, *desc = NULL;
 	struct opt opts[] = {{"--name", true, &name, NULL},
 			     {"--description", true, &desc, NULL},
 			     {NULL, false, NULL, NULL}};
@@ -613,8 +615,8 @@ static int cmd_admin_token(struct cli *c, int argc, char **argv)
 	char path[512];
 
 	c->cmd = "admin-token";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "admin-token");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "admin-token");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server admin-token create --name NAME [--description D]\n"
@@ -745,7 +747,8 @@ static void show_agent(const cJSON *a)
 
 static int cmd_agents(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *status = NULL, *pool = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *status = NULL, *pool = NULL;
 	bool all = false;
 	struct opt opts[] = {{"--status", true, &status, NULL},
 			     {"--pool", true, &pool, NULL},
@@ -759,8 +762,8 @@ static int cmd_agents(struct cli *c, int argc, char **argv)
 	char *id = NULL;
 
 	c->cmd = "agents";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "agents");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "agents");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server agents list [--status online|offline|draining|revoked] [--pool P] [--all]\n"
@@ -987,7 +990,8 @@ static int task_logs(struct cli *c, const char *id, bool follow)
 
 static int cmd_task(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *type = NULL, *params = NULL, *name = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *type = NULL, *params = NULL, *name = NULL;
 	const char *pool = NULL, *env = NULL, *tags = NULL, *host = NULL, *agent = NULL;
 	const char *timeout = NULL, *attempts = NULL, *state = NULL, *limit = NULL, *action = NULL;
 	bool wait = false, follow = false;
@@ -1017,8 +1021,8 @@ static int cmd_task(struct cli *c, int argc, char **argv)
 	char *id = NULL;
 
 	c->cmd = "task";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "task");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "task");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server task submit --type T [--params FILE|-] [--name N] [--pool P] [--environment E]\n"
@@ -1340,7 +1344,8 @@ static void show_cr(const cJSON *cr)
 
 static int cmd_cr(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *file = NULL, *by = NULL, *reason = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *file = NULL, *by = NULL, *reason = NULL;
 	const char *state = NULL;
 	struct opt opts[] = {{"--file", true, &file, NULL},	{"-f", true, &file, NULL},
 			     {"--by", true, &by, NULL},		{"--reason", true, &reason, NULL},
@@ -1353,8 +1358,8 @@ static int cmd_cr(struct cli *c, int argc, char **argv)
 	char *id;
 
 	c->cmd = "cr";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "cr");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "cr");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server cr create --file CR.yaml\n"
@@ -1465,7 +1470,8 @@ static int cmd_cr(struct cli *c, int argc, char **argv)
 
 static int cmd_settings(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *rv = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *rv = NULL;
 	struct opt opts[] = {{"--recommended-version", true, &rv, NULL}, {NULL, false, NULL, NULL}};
 	struct common co = {0};
 	const char *pos[MAXPOS];
@@ -1473,8 +1479,8 @@ static int cmd_settings(struct cli *c, int argc, char **argv)
 	cJSON *resp = NULL, *body;
 
 	c->cmd = "settings";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "settings");
-	if (rc != 0 || argc == 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "settings");
+	if (rc != 0 || sub[0] == '\0') {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server settings show\n"
@@ -1517,7 +1523,8 @@ static int cmd_settings(struct cli *c, int argc, char **argv)
 
 static int cmd_audit(struct cli *c, int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : "", *limit = NULL, *actor = NULL, *action = NULL;
+	int skip = argc > 0 && argv[0][0] != '-';
+	const char *sub = skip ? argv[0] : "", *limit = NULL, *actor = NULL, *action = NULL;
 	const char *since = NULL;
 	struct opt opts[] = {{"--limit", true, &limit, NULL},
 			     {"--actor", true, &actor, NULL},
@@ -1531,8 +1538,8 @@ static int cmd_audit(struct cli *c, int argc, char **argv)
 	struct op_buf q = OP_BUF_INIT;
 
 	c->cmd = "audit";
-	rc = parse(argc - 1, argv + 1, opts, &co, pos, MAXPOS, &npos, "audit");
-	if (rc != 0 || argc == 0 || strcmp(sub, "list") != 0) {
+	rc = parse(argc - skip, argv + skip, opts, &co, pos, MAXPOS, &npos, "audit");
+	if (rc != 0 || sub[0] == '\0' || strcmp(sub, "list") != 0) {
 		FILE *f = rc > 0 ? stdout : stderr;
 
 		fprintf(f, "usage: outpost-server audit list [--limit N] [--actor NAME] [--action ACTION] [--since 2026-11-23T10:00:00Z]\n"
