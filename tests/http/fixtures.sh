@@ -129,8 +129,9 @@ http_run() {
     --workspace "$T/ws-$name" "$@" >"$T/$name.json" 2>"$T/$name.err" || rc=$?
   R=$T/$name.json
   if [ "$rc" != "$want" ]; then
-    echo "--- task $name: $params" >&2
-    cat "$T/$name.json" "$T/$name.err" >&2
+    echo "--- task $name: ${params:0:2000}" >&2
+    head -c 6000 "$T/$name.json" >&2
+    tail -n 40 "$T/$name.err" >&2
     t_fail "$name: exit code: expected $want, got $rc"
   fi
 }
