@@ -134,13 +134,13 @@ static int run_one(outpost_ctx *ctx, struct sshp_state *st, ssh_session s, ssh_e
 	double start = sshp_now(), grace = 0;
 	int phase = 0, rc = OUTPOST_OK;
 
+	memset(&cb, 0, sizeof(cb));
 	*stopped = OUTPOST_OK;
 	*how = NULL;
 	if (ch == NULL || build_command(o, command, &text) < 0) {
 		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	memset(&cb, 0, sizeof(cb));
 	cb.userdata = r;
 	cb.channel_data_function = on_data;
 	cb.channel_eof_function = on_eof;
@@ -220,6 +220,9 @@ static int run_one(outpost_ctx *ctx, struct sshp_state *st, ssh_session s, ssh_e
 	}
 out:
 	if (ch != NULL) {
+		/* libssh keeps a freed channel until the server's close arrives and then runs
+		 * its callbacks: CB lives on this stack frame, so detach it first. */
+		ssh_remove_channel_callbacks(ch, &cb);
 		if (ssh_channel_is_open(ch))
 			ssh_channel_close(ch);
 		ssh_channel_free(ch);

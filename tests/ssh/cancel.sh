@@ -64,7 +64,11 @@ ssh_task "$T/t6.json" ssh.exec "$C, \"command\": \"true\""
   --secrets "$T/secrets.yaml" --config "$T/agent.yaml" --workspace "$T/ws" >"$T/o6" 2>"$T/o6.log" &
 runner=$!
 t_track "$runner"
-sleep 0.5
+# Wait until the plugin is connected (the kernel accepts for the stopped sshd) and waits for
+# the server's banner.
+established() { ss -Htn state established "( dport = :$P )" | grep -q .; }
+t_wait_for 20 established
+sleep 0.3
 t0=$(date +%s%N)
 kill -INT "$runner"
 rc=0; wait "$runner" || rc=$?
