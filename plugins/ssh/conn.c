@@ -254,6 +254,14 @@ static int tcp_connect(outpost_ctx *ctx, struct sshp_state *st, const struct ssh
 		 * small request waits for a delayed ACK (measured.md: 6x). */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		{
+			/* A peer that vanished is noticed in about two minutes, not two hours. */
+			int idle = 60, intvl = 10, cnt = 6;
+
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+		}
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	}

@@ -444,8 +444,10 @@ int sshp_exec(outpost_ctx *ctx, struct sshp_state *st, const cJSON *p)
 				 "cancelled after %d of %d commands", index, total);
 			break;
 		}
-		if (total > 1)
+		if (total > 1) {
+			outpost_host->progress(ctx, (double)index / total, NULL);
 			outpost_info(ctx, "[%d/%d] $ %s", index + 1, total, cmd);
+		}
 		memset(&r, 0, sizeof(r));
 		r.ctx = ctx;
 		r.limit = o.capture_limit;

@@ -317,8 +317,15 @@ int sshp_upload(outpost_ctx *ctx, struct sshp_state *st, const cJSON *p)
 		f = sftp_open(sftp, tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
 	}
 	if (f == NULL) {
-		rc = outpost_fail(ctx, OUTPOST_ERR_FAILED, "cannot create %s on %s: %s", tmp,
-				  conn.target_label, sftp_reason(sftp, conn.target));
+		bool denied = sftp_get_error(sftp) == SSH_FX_PERMISSION_DENIED;
+
+		rc = outpost_fail(ctx, OUTPOST_ERR_FAILED, "cannot create %s on %s: %s%s", tmp,
+				  conn.target_label, sftp_reason(sftp, conn.target),
+				  denied && u.atomic
+					  ? " (an atomic upload writes a temp file beside the target, "
+					    "so the directory must be writable; \"atomic\": false writes "
+					    "the file in place)"
+					  : "");
 		goto out;
 	}
 	tmp_made = u.atomic;
