@@ -4,7 +4,7 @@
 # (and requiring a client certificate), with endpoints for statuses, redirects, slow and
 # chunked responses, retries, auth and echoing the request. Not a product part.
 #
-#   server.py --port N [--cert F --key F [--client-ca F]] [--log FILE]
+#   server.py --port N [--cert F --key F [--client-ca F] [--tls-max 1.2]] [--log FILE]
 import argparse
 import json
 import socket
@@ -170,6 +170,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--client-ca")
     ap.add_argument("--log")
+    ap.add_argument("--tls-max", choices=["1.2", "1.3"])
     a = ap.parse_args()
     srv = Server(("127.0.0.1", a.port), Handler)
     srv.logfile = a.log
@@ -177,6 +178,8 @@ def main():
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.cert, a.key)
+        if a.tls_max == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         if a.client_ca:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(a.client_ca)

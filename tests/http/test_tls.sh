@@ -37,6 +37,11 @@ YAML
 http_run 0 agent-ca http.request "{\"url\": \"$U/\"}" --config "$T/agent-ca.yaml"
 # minimum version: the python server speaks TLS 1.3, so 1.3 works
 http_run 0 tls13 http.request "{\"url\": \"$U/\", \"tls\": {\"ca_file\": \"$P/ca.pem\", \"min_version\": \"1.3\"}}"
+# a server that stops at TLS 1.2 is refused when 1.3 is the minimum
+http_server S12 --cert "$P/server.pem" --key "$P/server.key" --tls-max 1.2
+http_run 0 tls12 http.request "{\"url\": \"https://127.0.0.1:$S12/\", \"tls\": {\"ca_file\": \"$P/ca.pem\"}}"
+http_run 1 tls12-refused http.request "{\"url\": \"https://127.0.0.1:$S12/\", \"tls\": {\"ca_file\": \"$P/ca.pem\", \"min_version\": \"1.3\"}}"
+t_expect_contains "$(http_field "$R" .error)" "GET https://127.0.0.1:$S12/: TLS handshake with 127.0.0.1 port $S12 failed: "
 
 # a server that requires a client certificate
 M_U=https://127.0.0.1:$M
