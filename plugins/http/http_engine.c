@@ -771,6 +771,11 @@ static void describe_error(struct engine *e, struct xfer *x, CURLcode res, char 
 		snprintf(out, size, "TLS: cannot use the client certificate or key: %s; check "
 				    "tls.client_cert and tls.client_key",
 			 detail);
+	} else if (res == CURLE_SSL_CONNECT_ERROR && strstr(detail, "protocol version")) {
+		snprintf(out, size,
+			 "TLS handshake with %s failed: %s; the server offers no TLS version at or "
+			 "above tls.min_version",
+			 host_port, detail);
 	} else if (res == CURLE_SSL_CONNECT_ERROR) {
 		snprintf(out, size, "TLS handshake with %s failed: %s", host_port, detail);
 	} else if (res == CURLE_TOO_MANY_REDIRECTS) {

@@ -42,6 +42,7 @@ http_server S12 --cert "$P/server.pem" --key "$P/server.key" --tls-max 1.2
 http_run 0 tls12 http.request "{\"url\": \"https://127.0.0.1:$S12/\", \"tls\": {\"ca_file\": \"$P/ca.pem\"}}"
 http_run 1 tls12-refused http.request "{\"url\": \"https://127.0.0.1:$S12/\", \"tls\": {\"ca_file\": \"$P/ca.pem\", \"min_version\": \"1.3\"}}"
 t_expect_contains "$(http_field "$R" .error)" "GET https://127.0.0.1:$S12/: TLS handshake with 127.0.0.1 port $S12 failed: "
+t_expect_contains "$(http_field "$R" .error)" "alert protocol version; the server offers no TLS version at or above tls.min_version"
 
 # a server that requires a client certificate
 M_U=https://127.0.0.1:$M
