@@ -85,6 +85,23 @@ t_expect_contains "$T/PX2.log" "CONNECT 127.0.0.1:$TS2"
 DEAD=$(http_free_port)
 http_run 1 dead-proxy http.request "{\"url\": \"$U/\", \"proxy\": \"http://127.0.0.1:$DEAD\"}"
 t_expect_contains "$(http_field "$R" .error)" "GET $U/: cannot connect to the proxy http://127.0.0.1:$DEAD: "
+# the plugin's own proxy setting overrides the agent's: "none", or another proxy
+cat >"$T/plugin-none.yaml" <<YAML
+https_proxy: http://127.0.0.1:$DEAD
+plugins:
+  config:
+    http: {proxy: none}
+YAML
+http_run 0 plugin-proxy-none http.request "{\"url\": \"$U/plugin-none\"}" --config "$T/plugin-none.yaml"
+cat >"$T/plugin-proxy.yaml" <<YAML
+https_proxy: http://127.0.0.1:$DEAD
+plugins:
+  config:
+    http: {proxy: "http://127.0.0.1:$PX2", user_agent: "probe/1.0"}
+YAML
+http_run 0 plugin-proxy http.request "{\"url\": \"$U/echo?plugin-proxy\"}" --config "$T/plugin-proxy.yaml"
+t_expect_contains "$T/PX2.log" "GET http://127.0.0.1:$S/echo?plugin-proxy"
+http_check "$R" "__import__('json').loads(r['result']['body'])['headers']['user-agent'] == 'probe/1.0'"
 # no proxy from the environment: the worker gets none, and an empty agent config means direct
 https_proxy=http://127.0.0.1:$DEAD http_proxy=http://127.0.0.1:$DEAD http_run 0 env-ignored http.request "{\"url\": \"$U/env\"}"
 t_log ok
