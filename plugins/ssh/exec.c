@@ -559,6 +559,8 @@ int sshp_exec(outpost_ctx *ctx, struct sshp_state *st, const cJSON *p)
 		rc = OUTPOST_OK;
 out:
 	if (ev != NULL) {
+		/* ssh_event_free() does not free what ssh_event_add_fd() allocated. */
+		ssh_event_remove_fd(ev, st->wake[0]);
 		if (connected)
 			ssh_event_remove_session(ev, conn.target);
 		ssh_event_free(ev);
