@@ -98,6 +98,9 @@ http_expect_error too-concurrent 'params.concurrency: 5 exceeds this agent'"'"'s
 # files that are not there: refused before anything is sent
 http_invalid body-file "{\"url\": \"$U/\", \"method\": \"PUT\", \"body_file\": \"missing.bin\"}" \
   "params.body_file: cannot read \"missing.bin\": No such file or directory (relative paths start at the task workspace $T/ws-body-file); nothing was sent"
+mkdir -p "$T/ws-body-dir/adir"
+http_invalid body-dir "{\"url\": \"$U/\", \"method\": \"POST\", \"body_file\": \"adir\"}" \
+  'params.body_file: "adir" is not a regular file; nothing was sent'
 http_invalid ca-file "{\"url\": \"https://127.0.0.1:$S/\", \"tls\": {\"ca_file\": \"/nonexistent/ca.pem\"}}" \
   "params.tls.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or directory (relative paths start at the task workspace $T/ws-ca-file); nothing was sent"
 

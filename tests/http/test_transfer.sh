@@ -75,6 +75,20 @@ http_check "$R" 'r["result"]["artifact"] == "response.body"' 'r["artifacts"][0][
 http_run 1 artifact-too-large http.request "{\"url\": \"$U/bytes?n=3000000\", \"response\": {\"artifact\": \"x.bin\", \"max_size\": \"1MiB\"}}"
 http_expect_error artifact-too-large "GET $U/bytes?n=3000000: the response body is larger than response.max_size (1MiB); raise it, or save the body as an artifact (response.body: \"artifact\")"
 
+# a full disk while saving an artifact (a 1 MiB tmpfs as the workspace, where mounting works)
+mkdir -p "$T/ws-disk-full"
+if mount -t tmpfs -o size=1m tmpfs "$T/ws-disk-full" 2>/dev/null; then
+  t_on_exit "umount '$T/ws-disk-full'"
+  http_run 1 disk-full http.request "{\"url\": \"$U/bytes?n=3000000\", \"response\": {\"artifact\": \"big.bin\"}}"
+  http_expect_error disk-full "GET $U/bytes?n=3000000: cannot write the response body to its artifact: No space left on device"
+else
+  t_log "tmpfs mount not permitted here: disk-full case skipped"
+fi
+
+# a proxy whose name does not resolve
+http_run 1 proxy-dns http.request "{\"url\": \"$U/\", \"proxy\": \"http://no-such-proxy.invalid:3128\"}"
+t_expect_contains "$(http_field "$R" .error)" "GET $U/: cannot resolve the proxy host of http://no-such-proxy.invalid:3128: "
+
 # a cancel (here: the task's deadline) stops a transfer that would take 10 s at once
 HTTP_TASK_TIMEOUT=1s http_run 4 cancel http.request "{\"url\": \"$U/slow?delay=10\"}"
 http_check "$R" 'r["status"] == "timed_out"' 'r["duration"] < 4' 'r["result"]["error"] == "cancelled while running"'
