@@ -42,7 +42,9 @@ EOF
 CONN="DSN=bench;UID=$ODBC_PG_USER;PWD={${ODBC_PG_PASSWORD//\}/\}\}}}"
 
 # measure IN OUT CMD...: runs CMD with stdin from IN and stdout to OUT; prints
-# "seconds peak_rss_MiB" (the largest process of its tree: for outpost, the worker).
+# "seconds peak_rss_MiB cpu_seconds": wall time, the peak RSS of the largest process of its tree
+# (for outpost, the worker) and the CPU time of the whole tree (user + system; the database
+# server's is not counted, for any method).
 measure() {
   "$ODBC_PY" - "$@" <<'PY'
 import resource, subprocess, sys, time
@@ -52,7 +54,8 @@ rc = subprocess.run(sys.argv[3:], stdin=inp, stdout=out, stderr=subprocess.DEVNU
 t1 = time.monotonic()
 if rc != 0:
     sys.exit("failed (exit %d): %s" % (rc, " ".join(sys.argv[3:])))
-print("%.3f %.0f" % (t1 - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.3f %.0f %.3f" % (t1 - t0, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime))
 PY
 }
 
@@ -82,13 +85,18 @@ field() { echo "$1" | awk -v f="$2" '{print $f}'; }
 
 # Warm up (page cache, the server's buffers), then the four methods round by round.
 run_psql >/dev/null
-o=(); c=(); i=(); p=()
+declare -A W M C # wall times, peak MiB, cpu times per method: space-separated lists
 for ((r = 0; r < ROUNDS; r++)); do
   echo "--- round $((r + 1)) of $ROUNDS" >&2
-  x=$(run_outpost outpost); o+=("$(field "$x" 1)"); om=$(field "$x" 2)
-  x=$(run_ceiling "$CONN"); c+=("$(field "$x" 1)"); cm=$(field "$x" 2)
-  x=$(run_isql); i+=("$(field "$x" 1)"); im=$(field "$x" 2)
-  x=$(run_psql); p+=("$(field "$x" 1)"); pm=$(field "$x" 2)
+  for m in outpost ceiling isql psql; do
+    case $m in
+      outpost) x=$(run_outpost outpost) ;;
+      ceiling) x=$(run_ceiling "$CONN") ;;
+      isql) x=$(run_isql) ;;
+      psql) x=$(run_psql) ;;
+    esac
+    W[$m]+="$(field "$x" 1) "; M[$m]=$(field "$x" 2); C[$m]+="$(field "$x" 3) "
+  done
 done
 for f in ceiling isql psql; do
   lines=$(wc -l <"$T/$f.csv")
@@ -96,26 +104,43 @@ for f in ceiling isql psql; do
 done
 [ "$(wc -l <"$T/ws/artifacts/export.csv")" = $((ROWS + 1)) ] || t_fail "outpost's CSV is short"
 
-om_=$(median "${o[@]}"); cm_=$(median "${c[@]}"); im_=$(median "${i[@]}"); pm_=$(median "${p[@]}")
 rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
-printf '\n%s rows x 5 columns, PostgreSQL 15 -> CSV, %s rounds (median, best)\n' "$ROWS" "$ROUNDS"
-printf '%-9s %8s %8s %10s %9s  %s\n' method median best rows/s peak-MiB what
-printf '%-9s %8s %8s %10s %9s  %s\n' outpost "$om_" "$(best "${o[@]}")" "$(rate "$om_")" "$om" "odbc.export task via plugin run, worker included"
-printf '%-9s %8s %8s %10s %9s  %s\n' ceiling "$cm_" "$(best "${c[@]}")" "$(rate "$cm_")" "$cm" "minimal psqlODBC client, text binding, 2000-row arrays"
-printf '%-9s %8s %8s %10s %9s  %s\n' isql "$im_" "$(best "${i[@]}")" "$(rate "$im_")" "$im" "unixODBC isql, same DSN"
-printf '%-9s %8s %8s %10s %9s  %s\n' psql "$pm_" "$(best "${p[@]}")" "$(rate "$pm_")" "$pm" "psql --csv (libpq)"
-printf '\noutpost vs ceiling %s (target >= 0.9), vs isql %s (>= 2), vs psql %s (>= 0.5), medians\n' \
-  "$(ratio "$om_" "$cm_")" "$(ratio "$om_" "$im_")" "$(ratio "$om_" "$pm_")"
+declare -A what=(
+  [outpost]="odbc.export task via plugin run, worker included"
+  [ceiling]="minimal psqlODBC client, text binding, 2000-row arrays"
+  [isql]="unixODBC isql, same DSN"
+  [psql]="psql --csv (libpq)")
+printf '\n%s rows x 5 columns, PostgreSQL 15 -> CSV, %s rounds\n' "$ROWS" "$ROUNDS"
+printf '%-8s %8s %7s %9s %8s %9s  %s\n' method median best rows/s cpu-s peak-MiB what
+for m in outpost ceiling isql psql; do
+  # shellcheck disable=SC2086
+  med=$(median ${W[$m]}); printf '%-8s %8s %7s %9s %8s %9s  %s\n' "$m" "$med" "$(best ${W[$m]})" \
+    "$(rate "$med")" "$(median ${C[$m]})" "${M[$m]}" "${what[$m]}"
+done
+# shellcheck disable=SC2086
+{ o=$(median ${W[outpost]}); c=$(median ${W[ceiling]}); i=$(median ${W[isql]}); p=$(median ${W[psql]}); }
+printf '\nrows/s, outpost vs ceiling %s (target >= 0.9), vs isql %s (>= 2), vs psql %s (>= 0.5), medians\n' \
+  "$(ratio "$o" "$c")" "$(ratio "$o" "$i")" "$(ratio "$o" "$p")"
 
-# Driver settings: the same export with psqlODBC's cursor off and with other Fetch sizes.
-printf '\npsqlODBC settings (one run each): seconds and peak MiB\n'
-printf '%-24s %16s %16s\n' setting outpost ceiling
-for s in "UseDeclareFetch=0" "UseDeclareFetch=1;Fetch=1000" "UseDeclareFetch=1;Fetch=10000" \
-         "UseDeclareFetch=1;Fetch=100000"; do
-  task drv "\"connection_string\": \"DSN=bench;$s\""
-  x=$(run_outpost drv)
-  y=$(run_ceiling "$CONN;$s")
-  printf '%-24s %8s s %4s MiB %8s s %4s MiB\n' "$s" "$(field "$x" 1)" "$(field "$x" 2)" \
-    "$(field "$y" 1)" "$(field "$y" 2)"
+# Driver settings: the same export with psqlODBC's cursor off and with other Fetch sizes,
+# interleaved, ROUNDS runs each.
+settings=("UseDeclareFetch=0" "UseDeclareFetch=1;Fetch=1000" "UseDeclareFetch=1;Fetch=10000"
+          "UseDeclareFetch=1;Fetch=100000")
+declare -A SW SM SC
+for ((r = 0; r < ROUNDS; r++)); do
+  echo "--- settings, round $((r + 1)) of $ROUNDS" >&2
+  for s in "${settings[@]}"; do
+    task drv "\"connection_string\": \"DSN=bench;$s\""
+    x=$(run_outpost drv); SW[o$s]+="$(field "$x" 1) "; SM[o$s]=$(field "$x" 2); SC[o$s]+="$(field "$x" 3) "
+    x=$(run_ceiling "$CONN;$s"); SW[c$s]+="$(field "$x" 1) "; SM[c$s]=$(field "$x" 2); SC[c$s]+="$(field "$x" 3) "
+  done
+done
+printf '\npsqlODBC settings (medians of %s): seconds, cpu seconds, peak MiB\n' "$ROUNDS"
+printf '%-31s %26s %26s\n' setting outpost ceiling
+for s in "${settings[@]}"; do
+  # shellcheck disable=SC2086
+  printf '%-31s %8s s %6s cpu %4s MiB %8s s %6s cpu %4s MiB\n' "$s" \
+    "$(median ${SW[o$s]})" "$(median ${SC[o$s]})" "${SM[o$s]}" \
+    "$(median ${SW[c$s]})" "$(median ${SC[c$s]})" "${SM[c$s]}"
 done

@@ -205,6 +205,28 @@ odbc_expect nors failed 'the statement returned no result set to export (use odb
 odbc_run 1 csv
 odbc_expect csv failed "cannot create artifact export.csv in the workspace ($T/ws-csv): an artifact of that name exists already, or the workspace is not writable"
 
+# A full disk: the export stops with the reason and the partial artifact is emptied.
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/small" && mount -t tmpfs -o size=256k tmpfs "$T/small" 2>/dev/null; then
+  t_on_exit "umount '$T/small'"
+  odbc_sqlite "$DB" "create table fill as with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000) select i, printf('%.100c', 'x') as pad from n"
+  odbc_task full <<EOF
+{"type": "odbc.export", "params": {"url": "$URL", "sql": "select * from fill"}}
+EOF
+  rc=0
+  "$OUTPOST_AGENT" plugin run --task "$T/full.json" --plugins-dir "$OUTPOST_PLUGIN_DIR" \
+    --config "$T/agent.yaml" --workspace "$T/small/ws" >"$T/full.out" 2>"$T/full.err" || rc=$?
+  t_expect_eq 1 "$rc" "full disk: exit code"
+  err=$(odbc_error full)
+  case "$err" in
+    "cannot write artifact export.csv after "*" rows: No space left on device") ;;
+    *) t_fail "full disk: error [$err]" ;;
+  esac
+  t_expect_eq 0 "$(stat -c %s "$T/small/ws/artifacts/export.csv")" "size of the emptied artifact"
+  t_expect_contains "$T/full.err" "artifact export.csv was emptied: the export stopped after"
+else
+  t_log "not root or no tmpfs: the full-disk case is skipped"
+fi
+
 # A driver path the connection string names directly, and a DSN through ODBCINI (env_allow).
 odbc_task cs <<EOF
 {"type": "odbc.query", "params": {"connection_string": "Driver=$ODBC_DRIVERS/libsqlite3odbc.so;Database=$DB", "sql": "select count(*) as n from t"}}
