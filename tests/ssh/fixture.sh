@@ -29,16 +29,19 @@ SSH_PASSWORD=outpost-ssh-test-password
 # The user every test logs in as. Created once per machine; its password is fixed so the
 # password tests can use it (only the tests' own sshd instances, on loopback, accept it).
 ssh_fixture_user() {
-  if ! id "$SSH_USER" >/dev/null 2>&1; then
-    useradd -m -s /bin/sh "$SSH_USER" 2>/dev/null || id "$SSH_USER" >/dev/null
-    usermod -p '*' "$SSH_USER"
-  fi
-  local want
-  want=$(getent shadow "$SSH_USER" | cut -d: -f2)
-  if [ "${want:0:3}" != '$6$' ] || [ ! -f "/home/$SSH_USER/.outpost-pw-set" ]; then
-    echo "$SSH_USER:$SSH_PASSWORD" | chpasswd
-    touch "/home/$SSH_USER/.outpost-pw-set"
-  fi
+  (
+    # Tests run in parallel: one at a time edits /etc/passwd and /etc/shadow.
+    flock 9
+    if ! id "$SSH_USER" >/dev/null 2>&1; then
+      useradd -m -s /bin/sh "$SSH_USER"
+      usermod -p '*' "$SSH_USER"
+    fi
+    if [ ! -f "/home/$SSH_USER/.outpost-pw-set" ]; then
+      echo "$SSH_USER:$SSH_PASSWORD" | chpasswd
+      touch "/home/$SSH_USER/.outpost-pw-set"
+    fi
+  ) 9>/tmp/outpost-ssh-user.lock
+  id "$SSH_USER" >/dev/null || t_fail "cannot create the test user $SSH_USER"
 }
 
 ssh_fixture_init() {
