@@ -242,6 +242,11 @@ static int prepare(struct engine *e, struct xfer *x)
 	    (rc = get_secret(e, s, "tls.key_password_secret", s->key_password_secret, &x->key_pass,
 			     NULL)) != OUTPOST_OK)
 		return rc;
+	if (s->auth_kind != AUTH_NONE && strncasecmp(s->url, "http://", 7) == 0 &&
+	    (x == e->x || strcmp(x[-1].spec->host, s->host) != 0 || x[-1].spec->auth_kind == AUTH_NONE))
+		outpost_warn(e->ctx, "%s: sends the credentials of secret \"%s\" to %s over plain "
+				     "http:// (unencrypted)",
+			     s->label, s->auth_secret, s->host);
 	if (x->header_value && strpbrk(x->header_value, "\r\n") != NULL)
 		return outpost_fail(e->ctx, OUTPOST_ERR_PARAMS,
 				    "%s.auth.secret: secret \"%s\" holds a line break and cannot be "

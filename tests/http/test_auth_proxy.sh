@@ -29,6 +29,7 @@ SEC=(--secrets "$T/secrets.yaml")
 basic=$(printf 'alice:pa:ss w0rd' | base64)
 
 http_run 0 basic http.request "{\"url\": \"$U/auth?expect=Basic%20$basic\", \"auth\": {\"type\": \"basic\", \"username\": \"alice\", \"secret\": \"api-password\"}}" "${SEC[@]}"
+t_expect_contains "$T/basic.err" 'params: sends the credentials of secret "api-password" to 127.0.0.1 over plain http:// (unencrypted)'
 http_run 0 bearer http.request "{\"url\": \"$U/auth?expect=Bearer%20tok-123\", \"auth\": {\"type\": \"bearer\", \"secret\": \"api-token\"}}" "${SEC[@]}"
 http_run 0 header http.request "{\"url\": \"$U/auth?header=X-API-Key&expect=tok-123\", \"auth\": {\"type\": \"header\", \"header\": \"X-API-Key\", \"secret\": \"api-key\"}}" "${SEC[@]}"
 http_run 1 wrong-password http.request "{\"url\": \"$U/auth?expect=nope\", \"auth\": {\"type\": \"basic\", \"username\": \"alice\", \"secret\": \"api-password\"}}" "${SEC[@]}"
