@@ -101,3 +101,6 @@ r1=$(ratio "$O" "$C"); r1b=$(ratio "$Ob" "$Cb")
 r2=$(ratio "$O" "$M"); r2b=$(ratio "$Ob" "$Mb")
 printf '\n  outpost / ceiling       = %s median, %s best  (target <= 1.20: %s)\n' "$r1" "$r1b" "$(verdict "$r1" 1.2)"
 printf '  outpost / ControlMaster = %s median, %s best  (target <= 0.50: %s)\n' "$r2" "$r2b" "$(verdict "$r2" 0.5)"
+if [ "$N" -lt 100 ]; then
+  printf '  (the targets are for N=100: with %d commands start-up dominates)\n' "$N"
+fi
