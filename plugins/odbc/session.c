@@ -188,6 +188,13 @@ static void connect_hint(struct od_session *s, const char *state, const char *te
 
 		if (contains_ci(text, "does not exist"))
 			return;
+		if (contains_ci(text, "translate host name") ||
+		    contains_ci(text, "name or service not known")) {
+			od_str_printf(out, "\nhint: this host cannot resolve %s: check the name and "
+					   "the agent host's DNS (/etc/resolv.conf)",
+				      s->target.host ? s->target.host : "the server's name");
+			return;
+		}
 		if (s->target.host == NULL) {
 			od_str_puts(out, "\nhint: check that the data source's server is reachable "
 					 "from this host and that the database's firewall or allowlist "

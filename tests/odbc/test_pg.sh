@@ -120,6 +120,17 @@ t_expect_eq '[{"index": 1, "rows_affected": 0}, {"index": 2, "rows_affected": 5}
   "$(odbc_json "$T/tx2.out" .result.statements)"
 t_expect_eq 17 "$(odbc_psql -c 'select sum(a) from ok')"
 
+# A failure at commit (a deferred foreign key): nothing is kept.
+odbc_psql -c "create table parent(id int primary key)" \
+  -c "create table child(pid int references parent deferrable initially deferred)"
+odbc_task commit <<EOF
+{"type": "odbc.script", "params": {"url": "$URL", $CRED, "statements": [
+ "insert into parent values (1)", "insert into child values (2)"]}}
+EOF
+odbc_run 1 commit
+odbc_expect commit failed $'commit failed: [23503] ERROR: insert or update on table "child" violates foreign key constraint "child_pid_fkey" DETAIL: Key (pid)=(2) is not present in table "parent". (native 110)\nthe transaction was not committed'
+t_expect_eq 0 "$(odbc_psql -c 'select count(*) from parent')" "parent rows after the failed commit"
+
 # ---- failures, with the messages users see -------------------------------------------------
 odbc_task syntax <<EOF
 {"type": "odbc.query", "params": {"url": "$URL", $CRED, "sql": "selec 1"}}
@@ -200,6 +211,28 @@ t_expect_eq 1 "$rc" "cancel: exit code"
 odbc_expect cancel cancelled 'cancelled: query failed: [57014] ERROR: canceling statement due to user request; Error while executing the query (native 1)'
 [ "$elapsed" -lt 3000 ] || t_fail "cancel took ${elapsed} ms"
 t_expect_eq 0 "$(running)" "pg_sleep still running on the server after cancel"
+
+# An export cancelled half-way stops at the next fetch and leaves an empty artifact.
+odbc_task xcancel <<EOF
+{"type": "odbc.export", "params": {"url": "$URL", $CRED, "sql": "select i, repeat('x', 200) from generate_series(1, 100000000) i"}}
+EOF
+"$OUTPOST_AGENT" plugin run --task "$T/xcancel.json" --plugins-dir "$OUTPOST_PLUGIN_DIR" \
+  --secrets "$T/secrets.yaml" --config "$T/agent.yaml" --workspace "$T/ws-xcancel" \
+  >"$T/xcancel.out" 2>"$T/xcancel.err" &
+runner=$!
+t_track $runner
+artifact_grows() { [ "$(stat -c %s "$T/ws-xcancel/artifacts/export.csv" 2>/dev/null || echo 0)" -gt 1000000 ]; }
+t_wait_for 30 artifact_grows
+kill -INT $runner
+rc=0
+wait $runner || rc=$?
+t_expect_eq 1 "$rc" "export cancel: exit code"
+case "$(odbc_error xcancel)" in
+  "cancelled after "*" rows") ;;
+  *) t_fail "export cancel: error [$(odbc_error xcancel)]" ;;
+esac
+odbc_expect xcancel cancelled
+t_expect_eq 0 "$(stat -c %s "$T/ws-xcancel/artifacts/export.csv")" "size of the cancelled export"
 
 # The task's own deadline cancels the same way.
 odbc_task deadline <<EOF

@@ -227,6 +227,16 @@ else
   t_log "not root or no tmpfs: the full-disk case is skipped"
 fi
 
+# A driver the table names but the host lacks.
+printf 'plugins:\n  enabled: [odbc]\n  config:\n    odbc:\n      drivers:\n        nodrv: {driver: %s/libnothere.so, template: "Server={host};Port={port}", port: 7000, label: NoDrv}\n' \
+  "$ODBC_DRIVERS" >"$T/agent-nodrv.yaml"
+odbc_task nodrv <<EOF
+{"type": "odbc.query", "params": {"url": "jdbc:nodrv://127.0.0.1/x", "sql": "select 1"}}
+EOF
+odbc_run 1 nodrv --config "$T/agent-nodrv.yaml"
+odbc_expect nodrv failed "cannot connect to NoDrv server 127.0.0.1:7000 (database x): [01000] [unixODBC][Driver Manager]Can't open lib '$ODBC_DRIVERS/libnothere.so' : file not found
+hint: the driver library is missing: install the driver's package (scripts/deps.sh names Debian's) or point plugins.config.odbc.drivers.nodrv.driver at it"
+
 # A driver path the connection string names directly, and a DSN through ODBCINI (env_allow).
 odbc_task cs <<EOF
 {"type": "odbc.query", "params": {"connection_string": "Driver=$ODBC_DRIVERS/libsqlite3odbc.so;Database=$DB", "sql": "select count(*) as n from t"}}
