@@ -109,3 +109,13 @@ for f in "$T"/*.log "$T"/k "$T"/p "$T"/e; do
   t_expect_not_contains "$f" "correct horse"
   t_expect_not_contains "$f" "OPENSSH PRIVATE KEY"
 done
+
+t_log "a password over keyboard-interactive (PAM) when the server offers no password method"
+sshd_start k "UsePAM yes" "KbdInteractiveAuthentication yes"
+ssh_task "$T/kb.json" ssh.exec "\"host\": \"127.0.0.1\", \"port\": $SSHD_PORT, \"user\": \"$SSH_USER\", \"auth\": {\"password_secret\": \"password\"}, \"command\": \"echo kbd\""
+ssh_run 0 "$T/kb" "$T/kb.json"
+t_expect_eq kbd "$(t_json "$T/kb" .result.stdout)"
+t_wait_for 5 grep -q "Accepted keyboard-interactive/pam for $SSH_USER" "$T/sshd-k/log"
+ssh_task "$T/kb2.json" ssh.exec "\"host\": \"127.0.0.1\", \"port\": $SSHD_PORT, \"user\": \"$SSH_USER\", \"auth\": {\"password_secret\": \"badpw\"}, \"command\": \"true\""
+ssh_run 1 "$T/kb2" "$T/kb2.json"
+t_expect_contains "$(t_json "$T/kb2" .error)" "the server refused the password from secret \"badpw\" (it accepts: publickey, keyboard-interactive)"
