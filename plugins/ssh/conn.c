@@ -701,8 +701,20 @@ static int open_tunnel(outpost_ctx *ctx, struct sshp_link *l, const struct sshp_
 				    ssh_get_error(l->session));
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, l->pair) < 0)
 		return outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "socketpair: %s", strerror(errno));
-	if (pthread_create(&l->pump, NULL, pump_main, l) != 0)
-		return outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "cannot start a thread");
+	{
+		/* A small stack: workers may run under an address-space limit
+		 * (workers.memory_limit), and the pump needs little. */
+		pthread_attr_t attr;
+		int prc;
+
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 512 * 1024);
+		prc = pthread_create(&l->pump, &attr, pump_main, l);
+		pthread_attr_destroy(&attr);
+		if (prc != 0)
+			return outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "cannot start a thread: %s",
+					    strerror(prc));
+	}
 	l->pump_running = true;
 	*fd = l->pair[0];
 	l->pair[0] = -1; /* the next session owns it from here */
