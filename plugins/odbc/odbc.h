@@ -222,8 +222,7 @@ int od_params_bind(struct od_session *s, SQLHSTMT stmt, struct od_params *ps);
 /* ---- result sets ------------------------------------------------------------------------- */
 
 enum od_kind {
-	OD_K_INT,       /* SQL_C_SBIGINT: a JSON number */
-	OD_K_UINT,      /* SQL_C_UBIGINT: a JSON number */
+	OD_K_INT,       /* digits as text: a JSON number (a string beyond 15 digits) */
 	OD_K_FLOAT,     /* text from the driver: a JSON number when it reads as one */
 	OD_K_DECIMAL,   /* text: a JSON string, exact */
 	OD_K_BIT,       /* SQL_C_BIT: true/false */

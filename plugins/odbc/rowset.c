@@ -59,9 +59,13 @@ static void classify(struct od_col *c, bool is_unsigned)
 	case SQL_SMALLINT:
 	case SQL_INTEGER:
 	case SQL_BIGINT:
-		c->kind = c->sql_type == SQL_BIGINT && is_unsigned ? OD_K_UINT : OD_K_INT;
-		c->ctype = c->kind == OD_K_UINT ? SQL_C_UBIGINT : SQL_C_SBIGINT;
-		c->width = 8;
+		/* As text: the driver copies digits instead of parsing them (psqlODBC holds
+		 * text), signed and unsigned alike, and the writers print them as they are. */
+		(void)is_unsigned;
+		c->kind = OD_K_INT;
+		c->ctype = SQL_C_CHAR;
+		c->variable = true;
+		c->width = 24;
 		return;
 	case SQL_BIT:
 		c->kind = OD_K_BIT;

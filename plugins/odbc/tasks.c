@@ -125,10 +125,7 @@ int od_task_query(struct od_session *s, const cJSON *params)
 		affected = 0;
 	put_str(&o, "{\"columns\":");
 	od_rowset_columns_json(&rs, &cols);
-	if (rs.ncols == 0)
-		put_str(&o, "[]");
-	else
-		put_str(&o, od_str_cstr(&cols));
+	put_str(&o, od_str_cstr(&cols));
 	put_str(&o, ",\"rows\":[");
 	while (!truncated && (f = od_rowset_next(&rs)) != 0) {
 		if (f < 0) {

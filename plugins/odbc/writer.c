@@ -391,18 +391,6 @@ static void put_lower(struct od_out *o, const char *p, size_t len)
 static size_t fixed_text(enum od_kind kind, const struct od_cell *v, char *buf)
 {
 	switch (kind) {
-	case OD_K_INT: {
-		int64_t x;
-
-		memcpy(&x, v->p, sizeof(x));
-		return od_fmt_i64(buf, x);
-	}
-	case OD_K_UINT: {
-		uint64_t x;
-
-		memcpy(&x, v->p, sizeof(x));
-		return od_fmt_u64(buf, x);
-	}
 	case OD_K_BIT:
 		if (*v->p) {
 			memcpy(buf, "true", 4);
@@ -427,23 +415,19 @@ static size_t fixed_text(enum od_kind kind, const struct od_cell *v, char *buf)
 	}
 }
 
-/* True for integers of more than 15 digits: DBL_DIG, what survives any reader (or writer) of
- * JSON that goes through a double, such as cJSON's 15-digit printing. */
-static bool too_long_for_json(enum od_kind kind, const struct od_cell *v)
+/* How an integer's text goes into JSON: 1 as a number, 0 as a string (more than 15 digits:
+ * DBL_DIG, what survives any reader or writer of JSON that goes through a double, such as
+ * cJSON's 15-digit printing), -1 not an integer at all (also a string). */
+static int json_integer(const char *p, size_t len)
 {
-	const int64_t max = 999999999999999;
+	size_t i = len > 0 && p[0] == '-' ? 1 : 0, digits = len - i;
 
-	if (kind == OD_K_UINT) {
-		uint64_t x;
-
-		memcpy(&x, v->p, sizeof(x));
-		return x > (uint64_t)max;
-	} else {
-		int64_t x;
-
-		memcpy(&x, v->p, sizeof(x));
-		return x > max || x < -max;
-	}
+	if (digits == 0)
+		return -1;
+	for (; i < len; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+	return digits <= 15 ? 1 : 0;
 }
 
 void od_write_json_row(struct od_out *o, const struct od_rowset *rs, size_t r, bool as_array)
@@ -467,15 +451,11 @@ void od_write_json_row(struct od_out *o, const struct od_rowset *rs, size_t r, b
 		}
 		switch (col->kind) {
 		case OD_K_INT:
-		case OD_K_UINT:
-			/* A JSON number that long is not exact for most readers: a string is. */
-			if (too_long_for_json(col->kind, &v)) {
-				put1(o, '"');
-				od_out_put(o, buf, fixed_text(col->kind, &v, buf));
-				put1(o, '"');
-				break;
-			}
-			/* fall through */
+			if (json_integer(v.p, v.len) == 1)
+				od_out_put(o, v.p, v.len);
+			else
+				od_write_json_string(o, v.p, v.len);
+			break;
 		case OD_K_BIT:
 			od_out_put(o, buf, fixed_text(col->kind, &v, buf));
 			break;
@@ -570,8 +550,6 @@ void od_write_csv_row(struct od_out *o, const struct od_csv *csv, const struct o
 			continue;
 		}
 		switch (col->kind) {
-		case OD_K_INT:
-		case OD_K_UINT:
 		case OD_K_BIT:
 		case OD_K_DATE:
 		case OD_K_TIMESTAMP:
