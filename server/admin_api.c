@@ -111,7 +111,7 @@ static cJSON *query_list(struct rq *r, const char *key)
 
 static cJSON *all_agents(struct store *st)
 {
-	struct store_query q = {NULL, 0, "enrolled_at", false, 0, 0};
+	struct store_query q = {NULL, 0, "enrolled_at", false, 0, 0, NULL};
 	cJSON *arr = NULL;
 
 	if (st->ops->select(st, T_AGENTS, &q, &arr) != OP_OK)
@@ -217,6 +217,10 @@ static void stats_run(struct rq *r, struct store *st)
 	cJSON_AddNumberToObject(c, "commit_failures", (double)ds.commit_failures);
 	cJSON_AddNumberToObject(c, "commit_ms_avg",
 				ds.batches ? srv_round_ms(ds.commit_ms_total / (double)ds.batches) : 0);
+	cJSON_AddNumberToObject(c, "commit_ms_max", srv_round_ms(ds.commit_ms_max));
+	cJSON_AddNumberToObject(c, "commit_seconds", srv_round_ms(ds.commit_ms_total / 1000));
+	cJSON_AddNumberToObject(c, "run_seconds", srv_round_ms(ds.run_ms_total / 1000));
+	cJSON_AddNumberToObject(c, "idle_seconds", srv_round_ms(ds.idle_ms_total / 1000));
 	cJSON_AddNumberToObject(o, "requests", (double)s->requests);
 	cJSON_AddNumberToObject(o, "waiting_lease_requests", (double)s->nwaiters);
 	srv_jadd_time(o, "started_at", s->started_at_ms);
@@ -347,7 +351,7 @@ static void token_create_run(struct rq *r, struct store *st)
 
 static void token_list_run(struct rq *r, struct store *st)
 {
-	struct store_query q = {NULL, 0, "created_at", true, 1000, 0};
+	struct store_query q = {NULL, 0, "created_at", true, 1000, 0, NULL};
 	cJSON *arr = NULL, *out = cJSON_CreateArray(), *o;
 	const cJSON *t;
 	const char *all = rq_query(r, "all");
@@ -465,7 +469,7 @@ static void admin_token_create_run(struct rq *r, struct store *st)
 
 static void admin_token_list_run(struct rq *r, struct store *st)
 {
-	struct store_query q = {NULL, 0, "created_at", false, 0, 0};
+	struct store_query q = {NULL, 0, "created_at", false, 0, 0, NULL};
 	cJSON *arr = NULL, *out = cJSON_CreateArray(), *o;
 	const cJSON *t;
 
@@ -562,7 +566,7 @@ static void agent_show_run(struct rq *r, struct store *st)
 {
 	cJSON *a = get_agent(r, st), *o, *ls = NULL, *me, *active;
 	struct store_cond c[2];
-	struct store_query q = {c, 2, NULL, false, 0, 0};
+	struct store_query q = {c, 2, NULL, false, 0, 0, NULL};
 
 	if (a == NULL)
 		return;
@@ -818,7 +822,7 @@ static void task_list_run(struct rq *r, struct store *st)
 		c[n++] = (struct store_cond){"cr_id", SO_EQ, crv};
 	}
 	{
-		struct store_query q = {c, n, "seq", true, limit, query_int(r, "offset", 0, 0, 1 << 30)};
+		struct store_query q = {c, n, "seq", true, limit, query_int(r, "offset", 0, 0, 1 << 30), NULL};
 
 		if (st->ops->select(st, T_TASKS, &q, &arr) != OP_OK) {
 			rq_error(r, 503, "store_unavailable", "cannot read the tasks");
@@ -866,7 +870,7 @@ static void task_show_run(struct rq *r, struct store *st)
 {
 	cJSON *t = get_task(r, st), *o, *ls = NULL, *idv;
 	struct store_cond c;
-	struct store_query q = {&c, 1, "created_at", false, 0, 0};
+	struct store_query q = {&c, 1, "created_at", false, 0, 0, NULL};
 
 	if (t == NULL)
 		return;
@@ -914,7 +918,7 @@ static void task_logs_run(struct rq *r, struct store *st)
 	const char *q_off = rq_query(r, "offset");
 	long long ll;
 	struct store_cond c[2];
-	struct store_query q = {c, 2, "tend", false, 1024, 0};
+	struct store_query q = {c, 2, "tend", false, 1024, 0, NULL};
 	struct op_buf out = OP_BUF_INIT;
 	const cJSON *ch;
 
@@ -1064,7 +1068,7 @@ static cJSON *cr_view(struct store *st, const cJSON *cr, bool full, int required
 	{
 		cJSON *idv = cJSON_CreateString(srv_jstr(cr, "id")), *rows = NULL;
 		struct store_cond c = {"cr_id", SO_EQ, idv};
-		struct store_query q = {&c, 1, "id", false, 0, 0};
+		struct store_query q = {&c, 1, "id", false, 0, 0, NULL};
 		cJSON *steps = cJSON_AddArrayToObject(o, "steps");
 
 		if (st->ops->select(st, T_CR_STEPS, &q, &rows) == OP_OK) {
@@ -1206,7 +1210,7 @@ static void cr_list_run(struct rq *r, struct store *st)
 {
 	cJSON *states = query_list(r, "state"), *arr = NULL, *out = cJSON_CreateArray(), *o;
 	struct store_cond c;
-	struct store_query q = {&c, states ? 1 : 0, "seq", true, query_int(r, "limit", 100, 1, 10000), 0};
+	struct store_query q = {&c, states ? 1 : 0, "seq", true, query_int(r, "limit", 100, 1, 10000), 0, NULL};
 	const cJSON *cr;
 
 	if (states)
@@ -1513,7 +1517,7 @@ static void audit_list_run(struct rq *r, struct store *st)
 		c[n++] = (struct store_cond){"at", SO_GE, since};
 	}
 	{
-		struct store_query q = {c, n, "id", true, query_int(r, "limit", 100, 1, 10000), 0};
+		struct store_query q = {c, n, "id", true, query_int(r, "limit", 100, 1, 10000), 0, NULL};
 
 		if (st->ops->select(st, T_AUDIT, &q, &arr) != OP_OK) {
 			rq_error(r, 503, "store_unavailable", "cannot read the audit log");

@@ -155,10 +155,16 @@ static bool health_pre(struct rq *r)
 
 /* ---- the prelude of every mTLS route ---------------------------------------------------- */
 
+/* What the agent routes need of the agent's record (the whole one is larger: plugins and
+ * change types with their schemas). /agent/self reads the rest itself. */
+static const char *const AGENT_AUTH_COLS[] = {
+	"id",	  "hostname",	 "state",	"revoked_at",	   "cert_serial",    "next_serial",
+	"next_not_before", "next_not_after", "pool", "environment", "tags", "task_types", NULL};
+
 void agent_prelude(struct rq *r, struct store *st)
 {
 	cJSON *a = NULL;
-	op_rc rc = store_get(st, T_AGENTS, r->agent_id, &a);
+	op_rc rc = store_get_cols(st, T_AGENTS, r->agent_id, AGENT_AUTH_COLS, &a);
 	const char *serial = NULL, *next = NULL;
 
 	if (rc == OP_ENOENT) {
@@ -400,7 +406,7 @@ static void heartbeat_run(struct rq *r, struct store *st)
 	cJSON *yes = cJSON_CreateTrue();
 	struct store_cond conds[3] = {{"agent_id", SO_EQ, me}, {"state", SO_EQ, active},
 				      {"cancel", SO_EQ, yes}};
-	struct store_query q = {conds, 3, NULL, false, 1000, 0};
+	struct store_query q = {conds, 3, NULL, false, 1000, 0, NULL};
 	const cJSON *versions = cJSON_GetObjectItemCaseSensitive(b, "versions");
 	char *recommended = NULL;
 	int64_t life;
@@ -481,7 +487,15 @@ out:
 static void self_run(struct rq *r, struct store *st)
 {
 	struct srv *s = r->srv;
-	cJSON *o = agent_public(s, r->agent, r->now_ms);
+	cJSON *o;
+
+	cJSON_Delete(r->agent);
+	r->agent = NULL;
+	if (store_get(st, T_AGENTS, r->agent_id, &r->agent) != OP_OK) {
+		rq_error(r, 503, "store_unavailable", "cannot read the agent registry: retry later");
+		return;
+	}
+	o = agent_public(s, r->agent, r->now_ms);
 
 	add_secs(o, "heartbeat_interval", s->cfg.heartbeat_interval);
 	add_secs(o, "lease_ttl", s->cfg.lease_ttl);
@@ -497,7 +511,7 @@ static void lose_agent_leases(struct srv *s, struct store *st, const char *agent
 {
 	cJSON *me = cJSON_CreateString(agent_id), *active = cJSON_CreateString("active"), *ls = NULL;
 	struct store_cond c[2] = {{"agent_id", SO_EQ, me}, {"state", SO_EQ, active}};
-	struct store_query q = {c, 2, NULL, false, 0, 0};
+	struct store_query q = {c, 2, NULL, false, 0, 0, NULL};
 	cJSON *l;
 
 	if (st->ops->select(st, T_LEASES, &q, &ls) == OP_OK) {
@@ -721,7 +735,7 @@ static void dispatch_run(struct dbjob *j, struct store *st)
 			cJSON_free(key);
 			continue;
 		}
-		if (store_get(st, T_AGENTS, r->agent_id, &agent) != OP_OK ||
+		if (store_get_cols(st, T_AGENTS, r->agent_id, AGENT_AUTH_COLS, &agent) != OP_OK ||
 		    !str_eq(srv_jstr(agent, "state"), "active")) {
 			cJSON_Delete(agent);
 			cJSON_free(key);
@@ -887,7 +901,11 @@ static void renew_run(struct rq *r, struct store *st)
 		cJSON_AddItemToObject(u, "progress", cJSON_Duplicate(progress, true));
 	store_update(st, T_LEASES, r->param[0], u);
 	cJSON_Delete(u);
-	store_get(st, T_TASKS, srv_jstr(l, "task_id"), &t);
+	{
+		static const char *const cols[] = {"id", "cancel_requested", "timeout", "started_at", NULL};
+
+		store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), cols, &t);
+	}
 	cancel = srv_jbool(l, "cancel", false) || srv_jbool(t, "cancel_requested", false);
 	/* The server's own backstop for the task timeout: the agent enforces it first. */
 	if (t && srv_jnum(t, "timeout", 0) > 0 && srv_jint(t, "started_at", 0) > 0 &&
@@ -902,6 +920,8 @@ static void renew_run(struct rq *r, struct store *st)
 	cJSON_Delete(t);
 	cJSON_Delete(l);
 }
+
+static const char *const TASK_LOG_COLS[] = {"id", "log_size", NULL};
 
 static void logs_run(struct rq *r, struct store *st)
 {
@@ -922,7 +942,7 @@ static void logs_run(struct rq *r, struct store *st)
 		cJSON_AddNumberToObject(r->resp, "offset", (double)have);
 		goto out;
 	}
-	if (store_get(st, T_TASKS, srv_jstr(l, "task_id"), &t) != OP_OK) {
+	if (store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), TASK_LOG_COLS, &t) != OP_OK) {
 		rq_error(r, 409, "lease_lost", "the task of lease %s is gone", r->param[0]);
 		goto out;
 	}
@@ -998,6 +1018,8 @@ static const char *cr_state_for(const char *status)
 	return "failed";
 }
 
+static const char *const TASK_CR_COLS[] = {"id", "cr_id", NULL};
+
 static void complete_run(struct rq *r, struct store *st)
 {
 	cJSON *l = NULL, *t = NULL, *u, *o, *v;
@@ -1048,7 +1070,8 @@ static void complete_run(struct rq *r, struct store *st)
 	cJSON_AddNumberToObject(u, "updated_at", (double)r->now_ms);
 	store_update(st, T_TASKS, srv_jstr(l, "task_id"), u);
 	cJSON_Delete(u);
-	if (store_get(st, T_TASKS, srv_jstr(l, "task_id"), &t) == OP_OK && srv_jstr(t, "cr_id")) {
+	if (store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), TASK_CR_COLS, &t) == OP_OK &&
+	    srv_jstr(t, "cr_id")) {
 		u = cJSON_CreateObject();
 		cJSON_AddStringToObject(u, "state", cr_state_for(status));
 		cJSON_AddNumberToObject(u, "updated_at", (double)r->now_ms);
@@ -1187,7 +1210,7 @@ static void reap_run(struct dbjob *j, struct store *st)
 	cJSON *active = cJSON_CreateString("active"), *nowv = cJSON_CreateNumber((double)now);
 	cJSON *ls = NULL, *l;
 	struct store_cond c[2] = {{"state", SO_EQ, active}, {"expires_at", SO_LT, nowv}};
-	struct store_query q = {c, 2, "expires_at", false, 500, 0};
+	struct store_query q = {c, 2, "expires_at", false, 500, 0, NULL};
 	bool wake = false;
 
 	if (st->ops->select(st, T_LEASES, &q, &ls) == OP_OK) {
@@ -1203,7 +1226,7 @@ static void reap_run(struct dbjob *j, struct store *st)
 		cJSON *queued = cJSON_CreateString("queued"), *zero = cJSON_CreateNumber(0);
 		struct store_cond cc[3] = {{"state", SO_EQ, queued}, {"not_after", SO_LT, nowv},
 					   {"not_after", SO_GT, zero}};
-		struct store_query cq = {cc, 3, NULL, false, 100, 0};
+		struct store_query cq = {cc, 3, NULL, false, 100, 0, NULL};
 
 		if (st->ops->select(st, T_TASKS, &cq, &ls) == OP_OK) {
 			cJSON_ArrayForEach(l, ls)
@@ -1290,7 +1313,7 @@ op_rc leases_restart_grace(struct srv *s, struct store *st, struct op_error *err
 	cJSON *active = cJSON_CreateString("active"), *untilv = cJSON_CreateNumber((double)until);
 	cJSON *ls = NULL, *l;
 	struct store_cond c[2] = {{"state", SO_EQ, active}, {"expires_at", SO_LT, untilv}};
-	struct store_query q = {c, 2, NULL, false, 0, 0};
+	struct store_query q = {c, 2, NULL, false, 0, 0, NULL};
 	op_rc rc;
 	int n = 0;
 

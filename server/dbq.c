@@ -35,6 +35,8 @@ static void run_batch(struct dbq *q, struct dbjob *batch)
 	int64_t t0;
 	bool ok = true, wake = false;
 	size_t n = 0;
+	int64_t r0 = srv_mono_us();
+	double commit_ms;
 
 	if (s->ops->begin(s) != OP_OK) {
 		op_log_error("store", "cannot begin a transaction: %s", s->errmsg);
@@ -69,8 +71,12 @@ static void run_batch(struct dbq *q, struct dbjob *batch)
 		(void)s->ops->rollback(s);
 		q->stats.commit_failures++;
 	}
+	commit_ms = (double)(srv_mono_us() - t0) / 1000.0;
 	pthread_mutex_lock(&q->lock);
-	q->stats.commit_ms_total += (double)(srv_mono_us() - t0) / 1000.0;
+	q->stats.commit_ms_total += commit_ms;
+	q->stats.run_ms_total += (double)(t0 - r0) / 1000.0;
+	if (commit_ms > q->stats.commit_ms_max)
+		q->stats.commit_ms_max = commit_ms;
 	q->stats.batches++;
 	if (n > q->stats.max_batch)
 		q->stats.max_batch = n;
@@ -101,9 +107,12 @@ static void *db_thread(void *arg)
 		struct dbjob *batch, *last;
 		size_t n = 1;
 
+		int64_t w0 = srv_mono_us();
+
 		pthread_mutex_lock(&q->lock);
 		while (q->head == NULL && !q->stopping)
 			pthread_cond_wait(&q->cond, &q->lock);
+		q->stats.idle_ms_total += (double)(srv_mono_us() - w0) / 1000.0;
 		if (q->head == NULL && q->stopping) {
 			pthread_mutex_unlock(&q->lock);
 			break;

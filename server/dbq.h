@@ -37,7 +37,10 @@ struct dbq_stats {
 	uint64_t batches;
 	uint64_t commit_failures;
 	uint64_t max_batch;
-	double commit_ms_total;
+	double commit_ms_total; /* in COMMIT (the fsync) */
+	double run_ms_total;	/* running jobs */
+	double idle_ms_total;	/* waiting for work */
+	double commit_ms_max;
 	uint64_t queued;
 };
 

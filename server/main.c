@@ -373,7 +373,9 @@ static int cmd_serve(int argc, char **argv)
 
 	if (pki_load(&s->pki, s->cfg.data_dir, &err) != OP_OK ||
 	    store_sqlite_open(s->cfg.data_dir, false, &s->store, &err) != OP_OK ||
-	    leases_restart_grace(s, s->store, &err) != OP_OK) {
+	    leases_restart_grace(s, s->store, &err) != OP_OK ||
+	    (s->store->ops->start_background &&
+	     s->store->ops->start_background(s->store, &err) != OP_OK)) {
 		op_log_error("server", "%s", err.msg);
 		goto out;
 	}

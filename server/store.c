@@ -198,7 +198,7 @@ op_rc store_select_eq(struct store *s, enum store_tab t, const char *col, const 
 {
 	cJSON *v = cJSON_CreateString(value);
 	struct store_cond c = {col, SO_EQ, v};
-	struct store_query q = {&c, 1, NULL, false, limit, 0};
+	struct store_query q = {&c, 1, NULL, false, limit, 0, NULL};
 	op_rc rc;
 
 	if (v == NULL)

@@ -77,6 +77,7 @@ struct store_query {
 	bool desc;
 	int limit;  /* 0: no limit */
 	int offset;
+	const char *const *cols; /* the columns wanted, NULL-terminated; NULL: all */
 };
 
 struct store;
@@ -90,8 +91,10 @@ struct store_ops {
 	op_rc (*savepoint)(struct store *s);
 	op_rc (*release)(struct store *s);
 	op_rc (*rollback_to)(struct store *s);
-	/* The record with key KEY, or OP_ENOENT. */
-	op_rc (*get)(struct store *s, enum store_tab t, const char *key, cJSON **out);
+	/* The record with key KEY (only the columns COLS, NULL-terminated, when not NULL), or
+	 * OP_ENOENT. */
+	op_rc (*get)(struct store *s, enum store_tab t, const char *key, const char *const *cols,
+		     cJSON **out);
 	/* Inserts REC; OP_EEXIST when a key or unique column clashes. For int_key tables
 	 * *NEW_ID (may be NULL) gets the assigned key. */
 	op_rc (*insert)(struct store *s, enum store_tab t, const cJSON *rec, int64_t *new_id);
@@ -110,6 +113,9 @@ struct store_ops {
 		       size_t nconds, const char *by, cJSON **out);
 	/* Copies the whole store to PATH consistently while it is in use. */
 	op_rc (*backup)(struct store *s, const char *path, struct op_error *err);
+	/* Starts the backend's background maintenance for a long-running server (SQLite: WAL
+	 * checkpoints on a connection of their own, off the commit path). May be NULL. */
+	op_rc (*start_background)(struct store *s, struct op_error *err);
 };
 
 struct store {
@@ -126,7 +132,12 @@ const struct store_column *store_column(enum store_tab t, const char *col);
 /* Shorthands over s->ops. */
 static inline op_rc store_get(struct store *s, enum store_tab t, const char *key, cJSON **out)
 {
-	return s->ops->get(s, t, key, out);
+	return s->ops->get(s, t, key, NULL, out);
+}
+static inline op_rc store_get_cols(struct store *s, enum store_tab t, const char *key,
+				   const char *const *cols, cJSON **out)
+{
+	return s->ops->get(s, t, key, cols, out);
 }
 static inline op_rc store_insert(struct store *s, enum store_tab t, const cJSON *rec)
 {

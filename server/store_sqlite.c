@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The SQLite backend of the storage interface: WAL, synchronous=FULL, cached statements. */
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,12 @@ struct sq {
 	char path[PATH_MAX];
 	struct stmt_slot cache[CACHE_SLOTS];
 	size_t cached;
+	/* the checkpointer (start_background) */
+	pthread_t ckpt;
+	bool ckpt_running;
+	bool ckpt_stop;
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
 };
 
 static op_rc sq_fail(struct sq *q, int code)
@@ -147,18 +156,45 @@ static int bind_value(sqlite3_stmt *st, int idx, enum store_type type, const cJS
 	}
 }
 
-static void col_list(struct op_buf *b, const struct store_table *tab)
+#define MAX_COLS 64
+
+/* The columns to read: COLS (NULL-terminated names) or, when NULL, all of T's. Returns how
+ * many, or -1 for an unknown name. */
+static int resolve_cols(enum store_tab t, const char *const *cols,
+			const struct store_column **out)
 {
-	for (size_t i = 0; i < tab->ncols; i++)
-		op_buf_printf(b, "%s\"%s\"", i ? "," : "", tab->cols[i].name);
+	const struct store_table *tab = &store_tables[t];
+	int n = 0;
+
+	if (cols == NULL) {
+		for (size_t i = 0; i < tab->ncols && i < MAX_COLS; i++)
+			out[n++] = &tab->cols[i];
+		return n;
+	}
+	for (; *cols && n < MAX_COLS; cols++) {
+		out[n] = store_column(t, *cols);
+		if (out[n] == NULL)
+			return -1;
+		n++;
+	}
+	return n;
 }
 
-static cJSON *row_to_object(sqlite3_stmt *st, const struct store_table *tab)
+static void col_list(struct op_buf *b, const struct store_column *const *cols, int n)
+{
+	for (int i = 0; i < n; i++) {
+		op_buf_puts(b, i ? ",\"" : "\"");
+		op_buf_puts(b, cols[i]->name);
+		op_buf_puts(b, "\"");
+	}
+}
+
+static cJSON *row_to_object(sqlite3_stmt *st, const struct store_column *const *cols, int ncols)
 {
 	cJSON *obj = cJSON_CreateObject();
 
-	for (size_t i = 0; obj && i < tab->ncols; i++) {
-		const struct store_column *c = &tab->cols[i];
+	for (int i = 0; obj && i < ncols; i++) {
+		const struct store_column *c = cols[i];
 		int ct = sqlite3_column_type(st, (int)i);
 		cJSON *v = NULL;
 
@@ -263,18 +299,22 @@ static op_rc bind_key(sqlite3_stmt *st, int idx, const struct store_table *tab, 
 	return r == SQLITE_OK ? OP_OK : OP_ENOMEM;
 }
 
-static op_rc sq_get(struct store *s, enum store_tab t, const char *key, cJSON **out)
+static op_rc sq_get(struct store *s, enum store_tab t, const char *key, const char *const *want,
+		     cJSON **out)
 {
 	struct sq *q = (struct sq *)s;
 	const struct store_table *tab = &store_tables[t];
+	const struct store_column *cols[MAX_COLS];
 	struct op_buf sql = OP_BUF_INIT;
 	sqlite3_stmt *st;
 	op_rc rc = OP_OK;
-	int r;
+	int r, ncols = resolve_cols(t, want, cols);
 
 	*out = NULL;
+	if (ncols <= 0)
+		return OP_EINVAL;
 	op_buf_puts(&sql, "SELECT ");
-	col_list(&sql, tab);
+	col_list(&sql, cols, ncols);
 	op_buf_printf(&sql, " FROM \"%s\" WHERE \"%s\"=?", tab->name, tab->key);
 	if (sql.data == NULL)
 		return OP_ENOMEM;
@@ -285,7 +325,7 @@ static op_rc sq_get(struct store *s, enum store_tab t, const char *key, cJSON **
 		goto out;
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		*out = row_to_object(st, tab);
+		*out = row_to_object(st, cols, ncols);
 		rc = *out ? OP_OK : OP_ENOMEM;
 	} else if (r == SQLITE_DONE) {
 		rc = OP_ENOENT;
@@ -452,15 +492,18 @@ static op_rc sq_select(struct store *s, enum store_tab t, const struct store_que
 {
 	struct sq *q = (struct sq *)s;
 	const struct store_table *tab = &store_tables[t];
+	const struct store_column *cols[MAX_COLS];
 	struct op_buf sql = OP_BUF_INIT;
 	sqlite3_stmt *st;
 	cJSON *arr = NULL;
 	op_rc rc = OP_OK;
-	int r, idx;
+	int r, idx, ncols = resolve_cols(t, qy->cols, cols);
 
 	*out = NULL;
+	if (ncols <= 0)
+		return OP_EINVAL;
 	op_buf_puts(&sql, "SELECT ");
-	col_list(&sql, tab);
+	col_list(&sql, cols, ncols);
 	op_buf_printf(&sql, " FROM \"%s\" WHERE 1", tab->name);
 	if (where_sql(&sql, t, qy->conds, qy->nconds) < 0 ||
 	    (qy->order && store_column(t, qy->order) == NULL)) {
@@ -481,7 +524,7 @@ static op_rc sq_select(struct store *s, enum store_tab t, const struct store_que
 		goto out;
 	}
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		cJSON *row = row_to_object(st, tab);
+		cJSON *row = row_to_object(st, cols, ncols);
 
 		if (row == NULL) {
 			rc = OP_ENOMEM;
@@ -551,37 +594,51 @@ out:
 	return rc;
 }
 
+/* Transaction control through cached statements: two per job (savepoint, release) add up. */
+static op_rc sq_step_cached(struct sq *q, const char *sql)
+{
+	op_rc rc = OP_OK;
+	sqlite3_stmt *st = prepare(q, sql, &rc);
+	int r;
+
+	if (st == NULL)
+		return rc;
+	r = sqlite3_step(st);
+	sqlite3_reset(st);
+	return r == SQLITE_DONE || r == SQLITE_ROW ? OP_OK : sq_fail(q, r);
+}
+
 static op_rc sq_begin(struct store *s)
 {
-	return sq_exec((struct sq *)s, "BEGIN IMMEDIATE");
+	return sq_step_cached((struct sq *)s, "BEGIN IMMEDIATE");
 }
 
 static op_rc sq_commit(struct store *s)
 {
-	return sq_exec((struct sq *)s, "COMMIT");
+	return sq_step_cached((struct sq *)s, "COMMIT");
 }
 
 static op_rc sq_rollback(struct store *s)
 {
-	return sq_exec((struct sq *)s, "ROLLBACK");
+	return sq_step_cached((struct sq *)s, "ROLLBACK");
 }
 
 static op_rc sq_savepoint(struct store *s)
 {
-	return sq_exec((struct sq *)s, "SAVEPOINT job");
+	return sq_step_cached((struct sq *)s, "SAVEPOINT job");
 }
 
 static op_rc sq_release(struct store *s)
 {
-	return sq_exec((struct sq *)s, "RELEASE job");
+	return sq_step_cached((struct sq *)s, "RELEASE job");
 }
 
 static op_rc sq_rollback_to(struct store *s)
 {
-	op_rc rc = sq_exec((struct sq *)s, "ROLLBACK TO job");
+	op_rc rc = sq_step_cached((struct sq *)s, "ROLLBACK TO job");
 
 	if (rc == OP_OK)
-		rc = sq_exec((struct sq *)s, "RELEASE job");
+		rc = sq_step_cached((struct sq *)s, "RELEASE job");
 	return rc;
 }
 
@@ -620,12 +677,81 @@ out:
 	return rc;
 }
 
+/* WAL size above which the checkpointer waits for a gap between transactions (RESTART) instead
+ * of copying what it can (PASSIVE), so the log cannot grow without bound under steady load. */
+#define WAL_RESTART_BYTES (64LL << 20)
+
+/* Checkpoints on a connection of its own every 200 ms: the writer's commits never pay for
+ * copying the log into the database (wal_autocheckpoint is off on the writer). */
+static void *ckpt_main(void *arg)
+{
+	struct sq *q = arg;
+	sqlite3 *db = NULL;
+	char wal[PATH_MAX + 8];
+
+	snprintf(wal, sizeof(wal), "%s-wal", q->path);
+	if (sqlite3_open_v2(q->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 2000);
+	sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	pthread_mutex_lock(&q->ckpt_lock);
+	while (!q->ckpt_stop) {
+		struct timespec ts;
+		struct stat stw;
+		int mode = SQLITE_CHECKPOINT_PASSIVE;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&q->ckpt_cond, &q->ckpt_lock, &ts);
+		if (q->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&q->ckpt_lock);
+		if (stat(wal, &stw) == 0 && stw.st_size > WAL_RESTART_BYTES)
+			mode = SQLITE_CHECKPOINT_RESTART;
+		sqlite3_wal_checkpoint_v2(db, NULL, mode, NULL, NULL);
+		pthread_mutex_lock(&q->ckpt_lock);
+	}
+	pthread_mutex_unlock(&q->ckpt_lock);
+	sqlite3_close(db);
+	return NULL;
+}
+
+static op_rc sq_start_background(struct store *s, struct op_error *err)
+{
+	struct sq *q = (struct sq *)s;
+
+	if (q->ckpt_running)
+		return OP_OK;
+	pthread_mutex_init(&q->ckpt_lock, NULL);
+	pthread_cond_init(&q->ckpt_cond, NULL);
+	if (pthread_create(&q->ckpt, NULL, ckpt_main, q) != 0)
+		return op_fail(err, OP_ENOMEM, "cannot start the checkpoint thread");
+	q->ckpt_running = true;
+	return sq_exec(q, "PRAGMA wal_autocheckpoint=0");
+}
+
 static void sq_close(struct store *s)
 {
 	struct sq *q = (struct sq *)s;
 
 	if (q == NULL)
 		return;
+	if (q->ckpt_running) {
+		pthread_mutex_lock(&q->ckpt_lock);
+		q->ckpt_stop = true;
+		pthread_cond_signal(&q->ckpt_cond);
+		pthread_mutex_unlock(&q->ckpt_lock);
+		pthread_join(q->ckpt, NULL);
+		pthread_mutex_destroy(&q->ckpt_lock);
+		pthread_cond_destroy(&q->ckpt_cond);
+		q->ckpt_running = false;
+	}
 	cache_clear(q);
 	sqlite3_close(q->db);
 	free(q);
@@ -647,6 +773,7 @@ static const struct store_ops SQ_OPS = {
 	.select = sq_select,
 	.count = sq_count,
 	.backup = sq_backup,
+	.start_background = sq_start_background,
 };
 
 static const char *sql_type(enum store_type t)

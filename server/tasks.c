@@ -113,7 +113,7 @@ int64_t tasks_next_seq(struct srv *s, struct store *st, enum store_tab t)
 	int64_t *seq = t == T_CRS ? &s->cr_seq : &s->task_seq;
 
 	if (*seq == 0) {
-		struct store_query q = {NULL, 0, "seq", true, 1, 0};
+		struct store_query q = {NULL, 0, "seq", true, 1, 0, NULL};
 		cJSON *arr = NULL;
 
 		if (st->ops->select(st, t, &q, &arr) == OP_OK && cJSON_GetArraySize(arr) > 0)
@@ -204,88 +204,121 @@ static cJSON *lease_view(struct srv *s, struct store *st, const cJSON *task, con
 	return l;
 }
 
+/* Leases one candidate T to AGENT; returns the agent's view of the lease, or NULL when the
+ * task was taken meanwhile or the store failed. */
+static cJSON *lease_one(struct srv *s, struct store *st, const cJSON *t, const cJSON *agent,
+			int64_t now)
+{
+	char lease_id[32];
+	cJSON *upd, *lease, *cond_v, *view = NULL;
+	struct store_cond fence;
+	int changed = 0, attempt;
+
+	if (srv_random_id("lse_", 20, lease_id, sizeof(lease_id)) < 0)
+		return NULL;
+	attempt = (int)srv_jint(t, "attempt", 0) + 1;
+	upd = cJSON_CreateObject();
+	cJSON_AddStringToObject(upd, "state", "leased");
+	cJSON_AddNumberToObject(upd, "attempt", attempt);
+	cJSON_AddStringToObject(upd, "lease_id", lease_id);
+	cJSON_AddStringToObject(upd, "agent_id", srv_jstr(agent, "id"));
+	cJSON_AddNumberToObject(upd, "updated_at", (double)now);
+	cJSON_AddNullToObject(upd, "reason");
+	if (srv_jint(t, "started_at", 0) == 0)
+		cJSON_AddNumberToObject(upd, "started_at", (double)now);
+	cond_v = cJSON_CreateString("queued");
+	fence = (struct store_cond){"state", SO_EQ, cond_v};
+	if (st->ops->update(st, T_TASKS, srv_jstr(t, "id"), upd, &fence, 1, &changed) != OP_OK ||
+	    !changed)
+		goto out;
+	lease = cJSON_CreateObject();
+	cJSON_AddStringToObject(lease, "id", lease_id);
+	cJSON_AddStringToObject(lease, "task_id", srv_jstr(t, "id"));
+	cJSON_AddStringToObject(lease, "agent_id", srv_jstr(agent, "id"));
+	cJSON_AddNumberToObject(lease, "attempt", attempt);
+	cJSON_AddStringToObject(lease, "state", "active");
+	cJSON_AddNumberToObject(lease, "created_at", (double)now);
+	cJSON_AddNumberToObject(lease, "expires_at", (double)now + s->cfg.lease_ttl * 1000);
+	cJSON_AddNumberToObject(lease, "log_size", 0);
+	cJSON_AddNumberToObject(lease, "log_base", (double)srv_jint(t, "log_size", 0));
+	cJSON_AddNumberToObject(lease, "ttl", s->cfg.lease_ttl);
+	cJSON_AddBoolToObject(lease, "cancel", srv_jbool(t, "cancel_requested", false));
+	if (store_insert(st, T_LEASES, lease) != OP_OK) {
+		cJSON_Delete(lease);
+		goto out;
+	}
+	cJSON_Delete(lease);
+	if (srv_jstr(t, "cr_id")) {
+		cJSON *cu = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(cu, "state", "running");
+		cJSON_AddNumberToObject(cu, "updated_at", (double)now);
+		store_update(st, T_CRS, srv_jstr(t, "cr_id"), cu);
+		cJSON_Delete(cu);
+	}
+	view = lease_view(s, st, t, lease_id, attempt);
+out:
+	cJSON_Delete(upd);
+	cJSON_Delete(cond_v);
+	return view;
+}
+
+/* The queued tasks of TYPES oldest first, a page at a time (most often the first candidate
+ * fits), until SLOTS leases or 512 candidates looked at. Earlier jobs of the same batch have
+ * already changed the rows they took, so they are not seen again. */
 cJSON *tasks_acquire(struct srv *s, struct store *st, const cJSON *agent, int slots,
 		     const cJSON *types, int64_t now, bool *wake)
 {
-	cJSON *out = cJSON_CreateArray(), *cands = NULL, *stq = cJSON_CreateString("queued");
+	cJSON *out = cJSON_CreateArray(), *stq = cJSON_CreateString("queued");
 	struct store_cond conds[2] = {{"state", SO_EQ, stq}, {"type", SO_IN, types}};
-	struct store_query q = {conds, 2, "seq", false, 256, 0};
-	const cJSON *t;
+	static const char *const cols[] = {
+		"id",	       "type",	     "name",	     "params",	   "pool",	 "environment",
+		"tags",	       "target_host", "target_agent", "timeout",   "max_attempts", "attempt",
+		"started_at",  "created_at", "cr_id",	     "mode",	   "released_agent",
+		"released_until", "not_after", "cancel_requested", "log_size", NULL};
+	int page = slots * 2 < 8 ? 8 : slots * 2, seen = 0;
+	struct store_query q = {conds, 2, "seq", false, page, 0, cols};
 
 	(void)wake;
 	if (slots <= 0 || cJSON_GetArraySize(types) == 0)
 		goto out;
-	if (st->ops->select(st, T_TASKS, &q, &cands) != OP_OK)
-		goto out;
-	cJSON_ArrayForEach(t, cands)
-	{
-		char lease_id[32];
-		cJSON *upd, *lease, *cond_v;
-		struct store_cond fence;
-		int changed = 0, attempt;
-		const char *rel = srv_jstr(t, "released_agent");
-		int64_t na = srv_jint(t, "not_after", 0);
+	while (cJSON_GetArraySize(out) < slots && seen < 512) {
+		cJSON *cands = NULL;
+		const cJSON *t;
+		int n, skipped = 0;
 
-		if (cJSON_GetArraySize(out) >= slots)
+		if (st->ops->select(st, T_TASKS, &q, &cands) != OP_OK)
 			break;
-		if (!task_matches_agent(s, t, agent, types))
-			continue;
-		if (rel && str_eq(rel, srv_jstr(agent, "id")) && srv_jint(t, "released_until", 0) > now)
-			continue;
-		if (na > 0 && na < now)
-			continue; /* an approval that ran out: the reaper expires it */
-		if (srv_random_id("lse_", 20, lease_id, sizeof(lease_id)) < 0)
-			break;
-		attempt = (int)srv_jint(t, "attempt", 0) + 1;
-		upd = cJSON_CreateObject();
-		cJSON_AddStringToObject(upd, "state", "leased");
-		cJSON_AddNumberToObject(upd, "attempt", attempt);
-		cJSON_AddStringToObject(upd, "lease_id", lease_id);
-		cJSON_AddStringToObject(upd, "agent_id", srv_jstr(agent, "id"));
-		cJSON_AddNumberToObject(upd, "updated_at", (double)now);
-		cJSON_AddNullToObject(upd, "reason");
-		if (srv_jint(t, "started_at", 0) == 0)
-			cJSON_AddNumberToObject(upd, "started_at", (double)now);
-		cond_v = cJSON_CreateString("queued");
-		fence = (struct store_cond){"state", SO_EQ, cond_v};
-		if (st->ops->update(st, T_TASKS, srv_jstr(t, "id"), upd, &fence, 1, &changed) !=
-			    OP_OK ||
-		    !changed) {
-			cJSON_Delete(upd);
-			cJSON_Delete(cond_v);
-			continue;
-		}
-		cJSON_Delete(upd);
-		cJSON_Delete(cond_v);
-		lease = cJSON_CreateObject();
-		cJSON_AddStringToObject(lease, "id", lease_id);
-		cJSON_AddStringToObject(lease, "task_id", srv_jstr(t, "id"));
-		cJSON_AddStringToObject(lease, "agent_id", srv_jstr(agent, "id"));
-		cJSON_AddNumberToObject(lease, "attempt", attempt);
-		cJSON_AddStringToObject(lease, "state", "active");
-		cJSON_AddNumberToObject(lease, "created_at", (double)now);
-		cJSON_AddNumberToObject(lease, "expires_at", (double)now + s->cfg.lease_ttl * 1000);
-		cJSON_AddNumberToObject(lease, "log_size", 0);
-		cJSON_AddNumberToObject(lease, "log_base", (double)srv_jint(t, "log_size", 0));
-		cJSON_AddNumberToObject(lease, "ttl", s->cfg.lease_ttl);
-		cJSON_AddBoolToObject(lease, "cancel", srv_jbool(t, "cancel_requested", false));
-		if (store_insert(st, T_LEASES, lease) != OP_OK) {
-			cJSON_Delete(lease);
-			break;
-		}
-		cJSON_Delete(lease);
-		if (srv_jstr(t, "cr_id")) {
-			cJSON *cu = cJSON_CreateObject();
+		n = cJSON_GetArraySize(cands);
+		cJSON_ArrayForEach(t, cands)
+		{
+			const char *rel = srv_jstr(t, "released_agent");
+			int64_t na = srv_jint(t, "not_after", 0);
+			cJSON *view;
 
-			cJSON_AddStringToObject(cu, "state", "running");
-			cJSON_AddNumberToObject(cu, "updated_at", (double)now);
-			store_update(st, T_CRS, srv_jstr(t, "cr_id"), cu);
-			cJSON_Delete(cu);
+			if (cJSON_GetArraySize(out) >= slots)
+				break;
+			if (!task_matches_agent(s, t, agent, types) ||
+			    (rel && str_eq(rel, srv_jstr(agent, "id")) &&
+			     srv_jint(t, "released_until", 0) > now) ||
+			    (na > 0 && na < now)) { /* an approval that ran out: the reaper expires it */
+				skipped++;
+				continue;
+			}
+			view = lease_one(s, st, t, agent, now);
+			if (view)
+				cJSON_AddItemToArray(out, view);
+			else
+				skipped++;
 		}
-		cJSON_AddItemToArray(out, lease_view(s, st, t, lease_id, attempt));
+		cJSON_Delete(cands);
+		seen += n;
+		if (n < page)
+			break;
+		/* leased rows left the queue; skipped ones are still ahead of the next page */
+		q.offset += skipped;
 	}
 out:
-	cJSON_Delete(cands);
 	cJSON_Delete(stq);
 	return out;
 }

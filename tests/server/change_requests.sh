@@ -6,7 +6,7 @@
 # records (also after a lost lease); needs_attention and its resolution; reject; expiry.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
-t_srv_start --lease-ttl 3s --heartbeat-interval 1s
+t_srv_start --lease-ttl 30s --heartbeat-interval 1s
 tok=$(t_srv_cli token create --uses 5 2>/dev/null)
 alice=$(t_srv_cli admin-token create --name alice 2>/dev/null)
 echo "$alice" >"$T/alice.tok"
@@ -122,13 +122,15 @@ t_srv_agent e1 "$T/el" POST /agent/leases '{"slots":1}' >/dev/null
 t_srv_expect 400 not_a_change_request "$T/o" "$(t_srv_agent e1 "$T/o" POST "/agent/leases/$(t_json "$T/el" .leases[0].lease_id)/steps" '{"step":{}}')"
 
 # a lost lease: needs_attention, not re-leased; late steps still recorded; resume
+t_srv_stop
+t_srv_start --lease-ttl 2s --heartbeat-interval 1s
 cr2=$(t_srv_cli cr create --file "$T/cr.yaml" 2>/dev/null)
 as_alice cr approve "$cr2" >/dev/null
 t_srv_agent a1 "$T/l" POST /agent/leases "$CTYPES" >/dev/null
 L=$(t_json "$T/l" .leases[0].lease_id)
 tid=$(t_json "$T/l" .leases[0].task_id)
 t_srv_agent a1 "$T/o" POST "/agent/leases/$L/steps" '{"step":{"index":1,"name":"stop","phase":"start"}}' >/dev/null
-sleep 3.8
+sleep 2.6
 t_srv_cli task show "$tid" --json >"$T/t"
 t_expect_eq needs_attention "$(t_json "$T/t" .state)" "change.apply after a lost lease"
 t_expect_contains "$(t_json "$T/t" .reason)" "choose resume, rollback or abandon"
@@ -138,6 +140,8 @@ t_expect_eq 204 "$(t_srv_agent a1 "$T/o" POST /agent/leases "$CTYPES")" "not re-
 t_expect_eq 200 "$(t_srv_agent a1 "$T/o" POST "/agent/leases/$L/steps" '{"step":{"index":1,"name":"stop","phase":"end","status":"ok"}}')" "late step"
 t_expect_eq false "$(t_json "$T/o" .lease_active)"
 t_srv_expect 409 lease_lost "$T/o" "$(t_srv_agent a1 "$T/o" POST "/agent/leases/$L/complete" '{"status":"succeeded"}')"
+t_srv_stop
+t_srv_start --lease-ttl 30s --heartbeat-interval 1s
 t_run 0 "$T/o" as_alice task resolve "$tid" --action resume
 t_expect_eq 200 "$(t_srv_agent a1 "$T/l" POST /agent/leases "$CTYPES")" "leased again after resume"
 t_expect_eq resume "$(t_json "$T/l" .leases[0].change_request.action)"
@@ -167,7 +171,7 @@ t_expect_contains "$T/o" definition_changed
 t_srv_stop
 
 # two approvals required; an approval that runs out before the agent takes the task expires
-t_srv_start --lease-ttl 1.5s --cr-required-approvals 2 --approval-validity 1s
+t_srv_start --lease-ttl 1.5s --cr-required-approvals 2 --approval-validity 3s
 bob=$(t_srv_cli admin-token create --name bob 2>/dev/null)
 echo "$bob" >"$T/bob.tok"
 cr_file "$T/cr2.yaml" "$(cat "$T/agents/a2/id")" nginx
@@ -179,7 +183,7 @@ t_expect_eq pending "$(t_json "$T/c" .state)" "one approval of two"
 t_srv_cli cr show "$cr5" --json >"$T/c"
 t_expect_eq approved "$(t_json "$T/c" .state)"
 t_expect_eq '["alice", "bob"]' "$(t_json "$T/c" .approvers)"
-sleep 1.6
+sleep 3.6
 t_srv_cli cr show "$cr5" --json >"$T/c"
 t_expect_eq expired "$(t_json "$T/c" .state)" "approval ran out"
 t_expect_eq 204 "$(t_srv_agent a2 "$T/o" POST /agent/leases "$CTYPES")" "expired approval"

@@ -5,7 +5,7 @@
 # completion survives a kill -9 (durable before acknowledged).
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
-FLAGS=(--lease-ttl 2s --restart-lease-grace 8s --heartbeat-interval 1s)
+FLAGS=(--lease-ttl 4s --restart-lease-grace 15s --heartbeat-interval 1s)
 t_srv_start "${FLAGS[@]}"
 tok=$(t_srv_cli token create 2>/dev/null)
 t_srv_enroll a1 "$tok" '{"plugins":[{"name":"echo","types":["echo"]}]}'
@@ -28,9 +28,9 @@ t_expect_eq 204 "$(cat "$T/lp.code")" "long poll during shutdown"
 t_expect_contains "$T/server.log" "INFO server: stopped"
 
 # down for longer than the lease TTL
-sleep 2.5
+sleep 4.5
 t_srv_start "${FLAGS[@]}"
-t_expect_contains "$T/server.log" "1 leases in flight get a grace of 8.0s after the restart"
+t_expect_contains "$T/server.log" "1 leases in flight get a grace of 15.0s after the restart"
 t_expect_eq 200 "$(t_srv_agent a1 "$T/o" POST "/agent/leases/$L1/renew" '{}')" "renew after restart (grace)"
 t_srv_expect 416 offset_mismatch "$T/o" "$(t_srv_agent a1 "$T/o" POST "/agent/leases/$L1/logs" '{"offset":0,"data":"before\n"}')"
 t_expect_eq 7 "$(t_json "$T/o" .offset)"
