@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const known_keywords[] = {
@@ -195,9 +196,42 @@ static size_t utf8_length(const char *s)
 	return n;
 }
 
-static int validate_at(const cJSON *schema, const cJSON *v, const char *path, char *err,
-		       size_t errlen)
+/* Patterns compiled once per validation, however many values they check (a batch of 1,000
+ * items has one pattern node per field). */
+struct re_cache {
+	const cJSON *node;
+	regex_t re;
+	int ok;
+	struct re_cache *next;
+};
+
+struct vctx {
+	struct re_cache *res;
+	char *err;
+	size_t errlen;
+};
+
+static regex_t *pattern_of(struct vctx *c, const cJSON *kw)
 {
+	struct re_cache *e;
+
+	for (e = c->res; e; e = e->next)
+		if (e->node == kw)
+			return e->ok ? &e->re : NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	e->node = kw;
+	e->ok = regcomp(&e->re, kw->valuestring, REG_EXTENDED | REG_NOSUB) == 0;
+	e->next = c->res;
+	c->res = e;
+	return e->ok ? &e->re : NULL;
+}
+
+static int validate_at(struct vctx *c, const cJSON *schema, const cJSON *v, const char *path)
+{
+	char *err = c->err;
+	size_t errlen = c->errlen;
 	const cJSON *kw, *item;
 	char sub[512];
 
@@ -228,7 +262,6 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 	kw = cJSON_GetObjectItemCaseSensitive(schema, "enum");
 	if (cJSON_IsArray(kw)) {
 		bool ok = false;
-		char *list = cJSON_PrintUnformatted(kw);
 
 		cJSON_ArrayForEach(item, kw)
 		{
@@ -236,11 +269,12 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 				ok = true;
 		}
 		if (!ok) {
+			char *list = cJSON_PrintUnformatted(kw); /* only to say what was expected */
+
 			snprintf(err, errlen, "%s: must be one of %s", path, list ? list : "the enum");
 			cJSON_free(list);
 			return -1;
 		}
-		cJSON_free(list);
 	}
 	if (cJSON_IsNumber(v)) {
 		kw = cJSON_GetObjectItemCaseSensitive(schema, "minimum");
@@ -273,17 +307,14 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 		}
 		kw = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
 		if (cJSON_IsString(kw)) {
-			regex_t re;
-			int m;
+			regex_t *re = pattern_of(c, kw);
 
-			if (regcomp(&re, kw->valuestring, REG_EXTENDED | REG_NOSUB) != 0) {
+			if (re == NULL) {
 				snprintf(err, errlen, "%s: schema pattern %s is not a valid regex",
 					 path, kw->valuestring);
 				return -1;
 			}
-			m = regexec(&re, v->valuestring, 0, NULL, 0);
-			regfree(&re);
-			if (m != 0) {
+			if (regexec(re, v->valuestring, 0, NULL, 0) != 0) {
 				snprintf(err, errlen, "%s: does not match pattern %s", path,
 					 kw->valuestring);
 				return -1;
@@ -310,7 +341,7 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 			cJSON_ArrayForEach(item, v)
 			{
 				snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
-				if (validate_at(kw, item, sub, err, errlen) < 0)
+				if (validate_at(c, kw, item, sub) < 0)
 					return -1;
 			}
 		}
@@ -338,13 +369,13 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 
 			snprintf(sub, sizeof(sub), "%s.%s", path, item->string);
 			if (ps != NULL) {
-				if (validate_at(ps, item, sub, err, errlen) < 0)
+				if (validate_at(c, ps, item, sub) < 0)
 					return -1;
 			} else if (cJSON_IsFalse(extra)) {
 				snprintf(err, errlen, "%s: unknown field", sub);
 				return -1;
 			} else if (cJSON_IsObject(extra)) {
-				if (validate_at(extra, item, sub, err, errlen) < 0)
+				if (validate_at(c, extra, item, sub) < 0)
 					return -1;
 			}
 		}
@@ -355,15 +386,38 @@ static int validate_at(const cJSON *schema, const cJSON *v, const char *path, ch
 int op_schema_validate(const cJSON *schema, const cJSON *instance, const char *root, char *err,
 		       size_t errlen)
 {
+	struct vctx c = {NULL, err, errlen};
+	int rc;
+
 	if (schema == NULL)
 		return 0;
-	return validate_at(schema, instance, root ? root : "value", err, errlen);
+	rc = validate_at(&c, schema, instance, root ? root : "value");
+	while (c.res) {
+		struct re_cache *next = c.res->next;
+
+		if (c.res->ok)
+			regfree(&c.res->re);
+		free(c.res);
+		c.res = next;
+	}
+	return rc;
 }
 
 int op_schema_apply_defaults(const cJSON *schema, cJSON *instance)
 {
 	const cJSON *props, *ps;
 
+	if (cJSON_IsArray(instance)) {
+		const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
+		cJSON *item;
+
+		cJSON_ArrayForEach(item, instance)
+		{
+			if (items && op_schema_apply_defaults(items, item) < 0)
+				return -1;
+		}
+		return 0;
+	}
 	if (!cJSON_IsObject(instance))
 		return 0;
 	props = cJSON_GetObjectItemCaseSensitive(schema, "properties");

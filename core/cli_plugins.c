@@ -33,7 +33,7 @@ struct plugin_env {
 
 /* Loads the config (or defaults), applies --plugins-dir, locates the worker, discovers. */
 static int plugin_env_init(struct plugin_env *pe, const char *config, const char *plugins_dir,
-			   bool use_cache, const char *only_stem)
+			   bool use_cache, const char *only_stem, bool check_only)
 {
 	struct op_error err = {0};
 	struct dc_options dopts;
@@ -75,6 +75,7 @@ static int plugin_env_init(struct plugin_env *pe, const char *config, const char
 	dopts.cfg = &pe->cfg;
 	dopts.sv = &pe->sv;
 	dopts.only_stem = only_stem;
+	dopts.check_only = check_only;
 	if (use_cache && config != NULL) {
 		struct stat st;
 
@@ -186,7 +187,7 @@ int cmd_plugins(int argc, char **argv)
 		cli_error("unexpected argument \"%s\"", argv[optind]);
 		return 2;
 	}
-	rc = plugin_env_init(&pe, config, dir, true, NULL);
+	rc = plugin_env_init(&pe, config, dir, true, NULL, false);
 	if (rc != RUN_EXIT_OK) {
 		plugin_env_release(&pe);
 		return rc;
@@ -302,13 +303,10 @@ static void run_done(void *ud, const struct sv_outcome *o)
 		cJSON_AddStringToObject(env, "error", o->error);
 	else
 		cJSON_AddNullToObject(env, "error");
-	if (o->result) {
-		cJSON *r = cJSON_Parse(o->result);
-
-		cJSON_AddItemToObject(env, "result", r ? r : cJSON_CreateNull());
-	} else {
+	if (o->result)
+		cJSON_AddItemToObject(env, "result", cJSON_Duplicate(o->result, true));
+	else
 		cJSON_AddNullToObject(env, "result");
-	}
 	cJSON_AddItemToObject(env, "artifacts", cJSON_Duplicate(o->artifacts, true));
 	cJSON_AddNumberToObject(env, "duration", (double)(long long)(o->duration * 1000) / 1000);
 	if (o->output_cut)
@@ -422,25 +420,6 @@ out:
 	return rc;
 }
 
-/* Whether a loaded plugin in FOUND serves TYPE. */
-static bool serves(const struct dc_result *found, const char *type)
-{
-	for (size_t i = 0; i < found->n; i++) {
-		const cJSON *t;
-
-		if (found->v[i].state != DC_LOADED)
-			continue;
-		cJSON_ArrayForEach(t, dc_plugin_types(&found->v[i]))
-		{
-			const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
-
-			if (cJSON_IsString(n) && strcmp(n->valuestring, type) == 0)
-				return true;
-		}
-	}
-	return false;
-}
-
 static void plugin_run_usage(FILE *f)
 {
 	fprintf(f,
@@ -483,7 +462,7 @@ static int plugin_run(int argc, char **argv)
 	struct sv_plugin_spec spec;
 	struct sv_events ev = {run_log, run_output, NULL, run_done};
 	struct op_error err = {0};
-	const struct dc_plugin *chosen = NULL;
+	const struct dc_plugin *chosen = NULL, *direct = NULL;
 	const char **types = NULL;
 	char ws[PATH_MAX];
 	struct pollfd *fds = NULL;
@@ -528,21 +507,24 @@ static int plugin_run(int argc, char **argv)
 	rc = read_task(task_path, &task);
 	if (rc != RUN_EXIT_OK)
 		goto out;
-	/* By convention plugin NAME serves NAME.verb from NAME.so: open only that file first,
-	 * and scan the whole directory only when it does not serve the type. */
+	/* By convention plugin NAME serves NAME.verb from NAME.so: when that file is there and
+	 * safe, the task's worker is the only one to open it (its load errors are the task's);
+	 * otherwise scan the directory to say what serves what. */
 	{
 		char stem[128];
 		size_t dot = strcspn(task.type, ".");
 
 		snprintf(stem, sizeof(stem), "%.*s", (int)(dot < sizeof(stem) ? dot : 0), task.type);
-		rc = plugin_env_init(&pe, config, dir, false, stem);
+		rc = plugin_env_init(&pe, config, dir, false, stem, true);
 		env_ready = true;
 		if (rc != RUN_EXIT_OK)
 			goto out;
-		if (!serves(&pe.found, task.type)) {
+		if (pe.found.n == 1 && pe.found.v[0].state == DC_LOADED) {
+			direct = &pe.found.v[0];
+		} else if (pe.found.n == 0) {
 			plugin_env_release(&pe);
 			env_ready = false;
-			rc = plugin_env_init(&pe, config, dir, false, NULL);
+			rc = plugin_env_init(&pe, config, dir, false, NULL, false);
 			env_ready = true;
 			if (rc != RUN_EXIT_OK)
 				goto out;
@@ -555,7 +537,8 @@ static int plugin_run(int argc, char **argv)
 	}
 	ag_secrets_redact_all(&pe.cfg);
 	/* The plugin serving the type; or why none does. */
-	for (size_t i = 0; i < pe.found.n && chosen == NULL; i++) {
+	chosen = direct;
+	for (size_t i = 0; direct == NULL && i < pe.found.n && chosen == NULL; i++) {
 		const struct dc_plugin *p = &pe.found.v[i];
 		const cJSON *t;
 
@@ -591,7 +574,8 @@ static int plugin_run(int argc, char **argv)
 					cJSON_AddNullToObject(env, "result");
 					cJSON_AddArrayToObject(env, "artifacts");
 					cJSON_AddNumberToObject(env, "duration", 0);
-					text = cJSON_Print(env);
+					text = isatty(1) ? cJSON_Print(env)
+							 : cJSON_PrintUnformatted(env);
 					if (text)
 						printf("%s\n", text);
 					cJSON_free(text);
@@ -645,7 +629,7 @@ static int plugin_run(int argc, char **argv)
 		const cJSON *tl = dc_plugin_types(chosen), *t;
 		size_t n = 0;
 
-		types = calloc((size_t)cJSON_GetArraySize(tl) + 1, sizeof(*types));
+		types = calloc((size_t)cJSON_GetArraySize(tl) + 2, sizeof(*types));
 		if (types == NULL) {
 			rc = RUN_EXIT_PLUGIN;
 			goto out;
@@ -657,6 +641,8 @@ static int plugin_run(int argc, char **argv)
 			if (cJSON_IsString(nm))
 				types[n++] = nm->valuestring;
 		}
+		if (chosen == direct)
+			types[n++] = task.type; /* the worker says if the plugin does not serve it */
 		memset(&spec, 0, sizeof(spec));
 		spec.name = dc_plugin_name(chosen);
 		spec.path = chosen->file;
@@ -730,7 +716,9 @@ static int plugin_run(int argc, char **argv)
 		sv_tick(sv);
 	}
 	if (rs.envelope) {
-		char *text = cJSON_Print(rs.envelope);
+		/* Compact for scripts and pipes (a batch result can be megabytes), indented for a
+		 * terminal. */
+		char *text = isatty(1) ? cJSON_Print(rs.envelope) : cJSON_PrintUnformatted(rs.envelope);
 
 		if (text)
 			printf("%s\n", text);

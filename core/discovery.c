@@ -576,8 +576,13 @@ op_rc dc_discover(const struct dc_options *o, struct dc_result *out, struct op_e
 		cJSON_AddItemToObject(configs, p->file, cJSON_Parse(init));
 		cJSON_free(init);
 		it->p = p;
-		it->done = entries != NULL &&
-			   from_cache(p, cJSON_GetObjectItemCaseSensitive(entries, p->file), it);
+		if (o->check_only) {
+			p->state = DC_LOADED;
+			it->done = true;
+		} else {
+			it->done = entries != NULL &&
+				   from_cache(p, cJSON_GetObjectItemCaseSensitive(entries, p->file), it);
+		}
 		n_items++;
 	}
 	for (;;) {

@@ -40,6 +40,8 @@ struct dc_options {
 	const struct sv_options *sv; /* worker path and network settings for init */
 	const char *cache_path;	     /* NULL: no cache */
 	const char *only_stem;	     /* look at NAME.so only (plugin run's fast path) */
+	bool check_only;	     /* file checks and allowlist, no scan: safe files are left
+					DC_LOADED with no descriptor (the task worker loads them) */
 };
 
 /* Finds the plugins in DIR. Per-plugin problems land in the result; the call fails only when

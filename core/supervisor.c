@@ -705,22 +705,32 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	struct sv *sv = j->sv;
 	struct sv_outcome o;
 	struct op_buf result = OP_BUF_INIT, error = OP_BUF_INIT;
-	cJSON *artifacts;
+	cJSON *artifacts, *parsed = NULL;
+	char bad[256];
 
 	if (j->reported)
 		return;
 	j->reported = true;
 	emit_output(j, 1, NULL, 0, true);
 	emit_output(j, 2, NULL, 0, true);
-	if (j->result.len > 0)
+	if (j->result.len > 0) {
+		/* Parsed once, here: the worker only checked its shape. */
 		op_redact(&j->redactor, j->result.data, j->result.len, &result);
+		parsed = result.data ? cJSON_ParseWithLength(result.data, result.len) : NULL;
+		if (parsed == NULL && status == SV_SUCCEEDED) {
+			snprintf(bad, sizeof(bad), "plugin %s set a result that is not valid JSON",
+				 j->plugin->name);
+			status = SV_FAILED;
+			message = bad;
+		}
+	}
 	if (message != NULL)
 		op_redact(&j->redactor, message, strlen(message), &error);
 	artifacts = list_artifacts(j->workspace);
 	memset(&o, 0, sizeof(o));
 	o.status = status;
 	o.error = error.data;
-	o.result = result.data;
+	o.result = parsed;
 	o.artifacts = artifacts;
 	o.duration = now_s() - j->started;
 	o.output_bytes = j->output_bytes;
@@ -732,6 +742,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	if (j->ev->done)
 		j->ev->done(j->ud, &o);
 	cJSON_Delete(artifacts);
+	cJSON_Delete(parsed);
 	op_buf_release(&result);
 	op_buf_release(&error);
 	job_free(j);

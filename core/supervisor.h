@@ -37,7 +37,7 @@ const char *sv_status_name(enum sv_status s);
 struct sv_outcome {
 	enum sv_status status;
 	const char *error;	 /* the message a user sees, or NULL */
-	const char *result;	 /* the plugin's result JSON (redacted), or NULL */
+	const cJSON *result;	 /* the plugin's result (redacted), or NULL; valid during done() */
 	const cJSON *artifacts;	 /* [{name, size, sha256, path}] */
 	double duration;	 /* seconds from hand-over to outcome */
 	uint64_t output_bytes;	 /* task output and log bytes passed on */

@@ -11,7 +11,7 @@ PACKAGES=(
   libsqlite3-dev libevent-dev libsystemd-dev libpq-dev libcmocka-dev
   # test services and tools
   unixodbc libsqliteodbc odbc-postgresql postgresql openssh-server openssh-client
-  tinyproxy nginx faketime systemd curl openssl python3 procps iproute2 valgrind lsof
+  tinyproxy nginx faketime systemd curl openssl python3 procps iproute2 valgrind lsof time
   dpkg-dev file
   # benchmarks
   hyperfine wrk

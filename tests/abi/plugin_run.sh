@@ -26,6 +26,9 @@ t_expect_contains "$T/o" "outpost-agent: $T/to.json: \"timeout\" must be a durat
 t_task "$T/unknown.json" nosuch.thing '{}'
 t_run 2 "$T/o" "$A" plugin run --task "$T/unknown.json" --plugins-dir "$P"
 t_expect_contains "$T/o" "outpost-agent: unknown task type nosuch.thing: no enabled plugin in $P serves it (available: template.echo; testkit.run,testkit.strict)"
+t_task "$T/nope.json" testkit.nope '{}'
+t_run 2 "$T/o" "$A" plugin run --task "$T/nope.json" --plugins-dir "$P"
+t_expect_contains "$T/o" "ERROR: task invalid: plugin testkit does not serve task type testkit.nope"
 t_run 2 "$T/o" "$A" plugin run --task "$T/missing.json" --plugins-dir "$P"
 t_expect_contains "$T/o" "outpost-agent: cannot read the task file: cannot read $T/missing.json: No such file or directory"
 t_run 2 "$T/o" "$A" plugin run --plugins-dir "$P"
@@ -133,6 +136,6 @@ t_plugin_dir "$T/bad" init_fail
 t_task "$T/if.json" init_fail.run '{}'
 rc=0; "$A" plugin run --task "$T/if.json" --plugins-dir "$T/bad" >"$T/if.out" 2>"$T/o" || rc=$?
 t_expect_eq 3 "$rc" "exit code of a plugin that fails to load"
-t_expect_contains "$T/o" "outpost-agent: plugin init_fail cannot run init_fail.run: failed: plugin init_fail failed to initialise: cannot reach the license server"
+t_expect_contains "$T/o" "ERROR: task load_failed: plugin init_fail failed to initialise: cannot reach the license server"
 t_expect_eq load_failed "$(t_json "$T/if.out" .status)"
 echo ok
