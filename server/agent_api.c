@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The agent API: /health, enrollment, heartbeats, certificate rotation, leases, the reaper. */
+#include <event2/bufferevent.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,6 +615,8 @@ static void waiter_remove(struct srv *s, struct waiter *w)
 	s->nwaiters--;
 	if (w->timer)
 		event_free(w->timer);
+	if (w->closed)
+		event_free(w->closed);
 	cJSON_Delete(w->types);
 	w->r->waiter = NULL;
 	free(w);
@@ -636,6 +639,21 @@ static void waiter_timeout(evutil_socket_t fd, short what, void *arg)
 		w->expired = true;
 		return;
 	}
+	waiter_answer_empty(w->r->srv, w);
+}
+
+/* The agent closed the connection of a waiting lease request (it restarted, or gave up):
+ * forget the request, or a task would be leased to nobody and wait out the TTL. libevent
+ * reads nothing while a request is pending, so the socket is watched for EV_CLOSED. */
+static void waiter_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct waiter *w = arg;
+
+	if (w->in_flight) {
+		w->expired = true;
+		return;
+	}
+	op_log_debug("lease", "agent %s hung up its waiting lease request", w->r->agent_id);
 	waiter_answer_empty(w->r->srv, w);
 }
 
@@ -702,6 +720,14 @@ static void leases_done(struct rq *r)
 	r->work = NULL;
 	r->waiter = w;
 	w->timer = evtimer_new(s->base, waiter_timeout, w);
+	{
+		struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+		struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+		evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+		if (fd >= 0 && (w->closed = event_new(s->base, fd, EV_CLOSED, waiter_closed, w)))
+			event_add(w->closed, NULL);
+	}
 	tv.tv_sec = (time_t)wait;
 	tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
 	evtimer_add(w->timer, &tv);

@@ -49,6 +49,8 @@ static const struct setting SETTINGS[] = {
 	S("default_max_attempts", K_INT, default_max_attempts, "3",
 	  "attempts of a task submitted without --max-attempts"),
 	S("max_slots", K_INT, max_slots, "64", "most leases one lease request may get"),
+	S("max_queue", K_INT, max_queue, "20000",
+	  "requests waiting for the database before new ones get 503 overloaded"),
 	S("max_body", K_SIZE, max_body, "1MiB", "largest request body accepted"),
 	S("max_log_bytes", K_SIZE, max_log_bytes, "64MiB", "log bytes kept per task"),
 	S("cr_required_approvals", K_INT, cr_required_approvals, "1",
@@ -202,6 +204,8 @@ op_rc srv_config_finish(struct srv_config *c, struct op_error *err)
 		return op_fail(err, OP_EINVAL, "max_body must be at least 4KiB");
 	if (c->cr_required_approvals < 1)
 		return op_fail(err, OP_EINVAL, "cr_required_approvals must be at least 1");
+	if (c->max_queue < 1)
+		return op_fail(err, OP_EINVAL, "max_queue must be at least 1");
 	if (c->max_slots < 1)
 		return op_fail(err, OP_EINVAL, "max_slots must be at least 1");
 	if (c->default_max_attempts < 1)

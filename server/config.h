@@ -31,6 +31,7 @@ struct srv_config {
 	double default_task_timeout; /* s */
 	int default_max_attempts;
 	int max_slots;
+	int max_queue; /* jobs waiting for the database before requests get 503 overloaded */
 	uint64_t max_body;      /* bytes of a request body */
 	uint64_t max_log_bytes; /* bytes of log kept per task */
 	int cr_required_approvals;

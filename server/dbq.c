@@ -241,3 +241,13 @@ void dbq_get_stats(struct dbq *q, struct dbq_stats *out)
 	*out = q->stats;
 	pthread_mutex_unlock(&q->lock);
 }
+
+uint64_t dbq_depth(struct dbq *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->stats.queued;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}

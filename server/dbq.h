@@ -58,5 +58,7 @@ op_rc dbq_run_now(struct store *s, struct dbjob *j);
 /* Waits for the queue to drain, stops the thread and delivers what finished. */
 void dbq_stop(struct dbq *q);
 void dbq_get_stats(struct dbq *q, struct dbq_stats *out);
+/* Jobs waiting for the DB thread right now. */
+uint64_t dbq_depth(struct dbq *q);
 
 #endif

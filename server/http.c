@@ -221,6 +221,17 @@ static void job_done(struct dbjob *j)
 
 static void submit(struct rq *r)
 {
+	/* Overload is transient: 503 with Retry-After, never a 4xx an agent could take as final. */
+	if (r->route->auth != AUTH_ADMIN &&
+	    dbq_depth(r->srv->dbq) >= (uint64_t)r->srv->cfg.max_queue) {
+		r->job.failed = false;
+		cJSON_Delete(r->resp);
+		r->resp = NULL;
+		rq_error(r, 503, "overloaded", "the server is overloaded: retry in a moment");
+		r->retry_after = 1 + (int)(r->t0_us % 5);
+		rq_send(r);
+		return;
+	}
 	r->job.run = job_run;
 	r->job.done = job_done;
 	r->job.after = job_after;

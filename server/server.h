@@ -96,6 +96,7 @@ struct rq {
 struct waiter {
 	struct rq *r;
 	struct event *timer;
+	struct event *closed; /* the agent hung up (EV_CLOSED on its socket) */
 	struct waiter *prev, *next;
 	bool in_flight; /* a dispatch job holds it */
 	bool expired;	/* its time ran out while a dispatch job held it */

@@ -37,6 +37,13 @@ t_expect_eq hi "$(t_json "$T/lp" .leases[0].params.msg)"
 t_expect_eq 30 "$(t_json "$T/lp" .leases[0].ttl)"
 L=$(lease_of "$T/lp")
 
+# an agent that hangs up its waiting lease request does not get the next task
+curl -s --max-time 1 --cacert "$SRV_CA" --cert "$T/agents/a2/cert.pem" --key "$T/agents/a2/key.pem" \
+  -H 'Content-Type: application/json' --data '{"wait":20}' "$SRV_URL/agent/leases" >/dev/null || true
+sleep 0.3
+t_srv_cli status --json >"$T/st"
+t_expect_eq 0 "$(t_json "$T/st" .waiting_lease_requests)" "waiting requests after the agent hung up"
+
 # renew, logs with offsets, complete, replay
 t_expect_eq 200 "$(t_srv_agent a1 "$T/o" POST "/agent/leases/$L/renew" '{"progress":{"pct":10}}')" renew
 t_expect_eq false "$(t_json "$T/o" .cancel)"
@@ -63,6 +70,18 @@ t_expect_eq 42 "$(t_json "$T/t" .result.answer)"
 t_expect_eq out.csv "$(t_json "$T/t" .artifacts[0].name)"
 t_expect_eq "$a1" "$(t_json "$T/t" .agent_id)"
 t_run 0 "$T/logs" t_srv_cli task logs "$tid"
+# --follow prints what arrives until the task ends
+tid2=$(submit --type echo)
+t_srv_cli task logs "$tid2" --follow >"$T/follow" 2>&1 &
+fpid=$!
+t_srv_agent a1 "$T/l" POST /agent/leases '{"slots":1}' >/dev/null
+L2=$(lease_of "$T/l")
+t_srv_agent a1 "$T/o" POST "/agent/leases/$L2/logs" '{"offset":0,"data":"first\n"}' >/dev/null
+sleep 0.7
+t_srv_agent a1 "$T/o" POST "/agent/leases/$L2/logs" '{"offset":6,"data":"second\n"}' >/dev/null
+t_srv_agent a1 "$T/o" POST "/agent/leases/$L2/complete" '{"status":"succeeded"}' >/dev/null
+wait $fpid
+t_expect_eq "$(printf 'first\nsecond')" "$(cat "$T/follow")" "task logs --follow"
 t_expect_eq "$(printf 'line one\nline twö')" "$(cat "$T/logs")" "task logs"
 t_srv_cli task show "$tid" >"$T/human"
 t_expect_contains "$T/human" "succeeded"
