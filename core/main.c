@@ -53,6 +53,10 @@ static void usage(FILE *f)
 		"usage: outpost-agent COMMAND [OPTIONS]\n"
 		"\n"
 		"Commands:\n"
+		"  install        enroll this host with the control plane and set up the service\n"
+		"  check          check the installed agent: one line per check, and the fix\n"
+		"  rotate-cert    renew the agent's client certificate now\n"
+		"  uninstall      deregister, stop the service, remove config, key and certificate\n"
 		"  plugins list   list the plugins in the plugins directory and their state\n"
 		"  plugin run     run one task through a plugin, with no control plane\n"
 		"  version        print the version and the plugin ABI\n"
@@ -72,6 +76,14 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		rc = 2;
+	} else if (strcmp(args[1], "install") == 0) {
+		rc = cmd_install(argc - 1, args + 1);
+	} else if (strcmp(args[1], "check") == 0) {
+		rc = cmd_check(argc - 1, args + 1);
+	} else if (strcmp(args[1], "rotate-cert") == 0) {
+		rc = cmd_rotate_cert(argc - 1, args + 1);
+	} else if (strcmp(args[1], "uninstall") == 0) {
+		rc = cmd_uninstall(argc - 1, args + 1);
 	} else if (strcmp(args[1], "plugins") == 0) {
 		rc = cmd_plugins(argc - 1, args + 1);
 	} else if (strcmp(args[1], "plugin") == 0) {

@@ -293,10 +293,20 @@ enum tp_fail tp_describe(CURLcode cc, CURL *h, const char *method, const char *u
 		break;
 	case CURLE_OPERATION_TIMEDOUT: {
 		double connect = 0;
+		long local_port = 0;
 
 		curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME, &connect);
+		curl_easy_getinfo(h, CURLINFO_LOCAL_PORT, &local_port);
 		fail = TP_TIMEOUT;
-		if (connect <= 0)
+		/* TCP connected (a local port, or curl says so) but the TLS handshake never ended:
+		 * a hung server, or something that accepts connections and says nothing. */
+		if (connect <= 0 && (local_port > 0 || strstr(detail, "SSL connection timeout")) &&
+		    strncmp(url, "https:", 6) == 0)
+			snprintf(what, sizeof(what),
+				 "net/http: TLS handshake timeout (connected to %s, but no TLS answer: "
+				 "%s)",
+				 hp, detail);
+		else if (connect <= 0)
 			snprintf(what, sizeof(what), "dial tcp %s: i/o timeout (%s)", hp, detail);
 		else
 			snprintf(what, sizeof(what),

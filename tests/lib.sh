@@ -245,3 +245,30 @@ t_srv_expect() {
     [ "$r" = "$2" ] || { cat "$3" >&2; t_fail "expected reason $2, got $r"; }
   fi
 }
+
+# ---- outpost-agent enrollment helpers (tests/enroll and anyone who needs an enrolled agent) ----
+# t_ag_token [token create args...]: a fresh enrollment token from the running server, in a new
+# file (mode 0600) whose path it prints.
+t_ag_token() {
+  local f
+  f=$(mktemp "$T/token.XXXXXX")
+  t_srv_cli token create "$@" >"$f" 2>/dev/null || t_fail "outpost-server token create failed"
+  chmod 600 "$f"
+  echo "$f"
+}
+# t_ag_install NAME [install args...]: installs agent NAME against SRV_URL with a fresh token, or
+# the one in the file AG_TOKEN_FILE names (config in $T/NAME/etc, state in $T/NAME/state,
+# --ca-cert SRV_CA, --no-service, the test's own user). Sets AG_CFG, AG_STATE and AG_ID; the
+# output is in $T/NAME/install.out.
+t_ag_install() {
+  local name=$1 tok=${AG_TOKEN_FILE:-}
+  shift
+  [ -n "$tok" ] || tok=$(t_ag_token)
+  mkdir -p "$T/$name"
+  t_run 0 "$T/$name/install.out" "$OUTPOST_AGENT" install --control-plane "$SRV_URL" \
+    --token-file "$tok" --ca-cert "$SRV_CA" --config-dir "$T/$name/etc" \
+    --state-dir "$T/$name/state" --user "$(id -un)" --no-service "$@"
+  AG_CFG=$T/$name/etc/config.yaml
+  AG_STATE=$T/$name/state
+  AG_ID=$(t_json "$AG_STATE/agent.json" .agent_id)
+}
