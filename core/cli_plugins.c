@@ -459,11 +459,13 @@ static int plugin_run(int argc, char **argv)
 	struct run_state rs = {0};
 	struct sv *sv = NULL;
 	struct sv_job *job = NULL;
-	struct sv_plugin_spec spec;
+	struct sv_plugin_spec *specs = NULL;
+	size_t n_specs = 0;
+	char wild[64][136];
 	struct sv_events ev = {run_log, run_output, NULL, run_done};
 	struct op_error err = {0};
 	const struct dc_plugin *chosen = NULL, *direct = NULL;
-	const char **types = NULL;
+	const char ***types = NULL;
 	char ws[PATH_MAX];
 	struct pollfd *fds = NULL;
 	sigset_t mask;
@@ -508,20 +510,21 @@ static int plugin_run(int argc, char **argv)
 	if (rc != RUN_EXIT_OK)
 		goto out;
 	/* By convention plugin NAME serves NAME.verb from NAME.so: when that file is there and
-	 * safe, the task's worker is the only one to open it (its load errors are the task's);
-	 * otherwise scan the directory to say what serves what. */
+	 * safe, the task's worker is the only one to open it (its load errors are the task's),
+	 * and the other safe plugins serve "NAME.*" for steps (ABI 1.1 calls). Otherwise scan the
+	 * directory to say what serves what. */
 	{
-		char stem[128];
 		size_t dot = strcspn(task.type, ".");
 
-		snprintf(stem, sizeof(stem), "%.*s", (int)(dot < sizeof(stem) ? dot : 0), task.type);
-		rc = plugin_env_init(&pe, config, dir, false, stem, true);
+		rc = plugin_env_init(&pe, config, dir, false, NULL, true);
 		env_ready = true;
 		if (rc != RUN_EXIT_OK)
 			goto out;
-		if (pe.found.n == 1 && pe.found.v[0].state == DC_LOADED) {
-			direct = &pe.found.v[0];
-		} else if (pe.found.n == 0) {
+		for (size_t i = 0; i < pe.found.n; i++)
+			if (pe.found.v[i].state == DC_LOADED && strlen(pe.found.v[i].stem) == dot &&
+			    strncmp(pe.found.v[i].stem, task.type, dot) == 0)
+				direct = &pe.found.v[i];
+		if (direct == NULL) {
 			plugin_env_release(&pe);
 			env_ready = false;
 			rc = plugin_env_init(&pe, config, dir, false, NULL, false);
@@ -624,13 +627,22 @@ static int plugin_run(int argc, char **argv)
 		}
 		fprintf(stderr, "workspace: %s\n", ws);
 	}
-	/* One plugin, no spare: exactly the agent's path for a task without a spare worker. */
-	{
-		const cJSON *tl = dc_plugin_types(chosen), *t;
-		size_t n = 0;
+	/* No spare: exactly the agent's path for a task without a spare worker. */
+	specs = calloc(pe.found.n, sizeof(*specs));
+	types = calloc(pe.found.n, sizeof(*types));
+	if (specs == NULL || types == NULL) {
+		rc = RUN_EXIT_PLUGIN;
+		goto out;
+	}
+	for (size_t i = 0; i < pe.found.n; i++) {
+		const struct dc_plugin *p = &pe.found.v[i];
+		const cJSON *tl = dc_plugin_types(p), *t;
+		size_t k = 0;
 
-		types = calloc((size_t)cJSON_GetArraySize(tl) + 2, sizeof(*types));
-		if (types == NULL) {
+		if (p->state != DC_LOADED)
+			continue;
+		types[n_specs] = calloc((size_t)cJSON_GetArraySize(tl) + 1, sizeof(char *));
+		if (types[n_specs] == NULL) {
 			rc = RUN_EXIT_PLUGIN;
 			goto out;
 		}
@@ -639,17 +651,22 @@ static int plugin_run(int argc, char **argv)
 			const cJSON *nm = cJSON_GetObjectItemCaseSensitive(t, "name");
 
 			if (cJSON_IsString(nm))
-				types[n++] = nm->valuestring;
+				types[n_specs][k++] = nm->valuestring;
 		}
-		if (chosen == direct)
-			types[n++] = task.type; /* the worker says if the plugin does not serve it */
-		memset(&spec, 0, sizeof(spec));
-		spec.name = dc_plugin_name(chosen);
-		spec.path = chosen->file;
-		spec.types = types;
-		spec.n_types = n;
-		spec.settings = ag_config_plugin_settings(&pe.cfg, spec.name);
-		spec.spare = false;
+		if (p->descriptor == NULL) {
+			/* Not scanned: NAME.so serves NAME.* (the worker says if it does not). */
+			snprintf(wild[n_specs < 64 ? n_specs : 63], sizeof(wild[0]), "%s.*", p->stem);
+			types[n_specs][k++] = wild[n_specs < 64 ? n_specs : 63];
+		}
+		specs[n_specs].name = dc_plugin_name(p);
+		specs[n_specs].path = p->file;
+		specs[n_specs].types = types[n_specs];
+		specs[n_specs].n_types = k;
+		specs[n_specs].settings = ag_config_plugin_settings(&pe.cfg, specs[n_specs].name);
+		specs[n_specs].spare = false;
+		n_specs++;
+		if (n_specs >= 64)
+			break;
 	}
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -657,7 +674,7 @@ static int plugin_run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	wk_become_subreaper();
-	if (sv_new(&pe.sv, &spec, 1, &sv, &err) != OP_OK) {
+	if (sv_new(&pe.sv, specs, n_specs, &sv, &err) != OP_OK) {
 		cli_error("%s", err.msg);
 		rc = RUN_EXIT_PLUGIN;
 		goto out;
@@ -728,7 +745,10 @@ static int plugin_run(int argc, char **argv)
 out:
 	sv_free(sv);
 	free(fds);
+	for (size_t i = 0; types && i < n_specs; i++)
+		free(types[i]);
 	free(types);
+	free(specs);
 	if (sfd >= 0)
 		close(sfd);
 	cJSON_Delete(rs.envelope);

@@ -19,6 +19,7 @@ enum fr_type {
 	/* 3 was FR_CANCEL: cancel is SIGTERM now */
 	FR_SECRET = 4,	   /* 1 byte found (0/1), then the value's bytes */
 	FR_SCAN = 5,	   /* {"files": [path...], "config": {name: {...}}} */
+	FR_CALL_DONE = 6,  /* a step's outcome (ABI 1.1 call) */
 	/* worker → parent */
 	FR_READY = 10,	   /* empty: the plugin is loaded and initialised */
 	FR_LOAD_ERROR = 11, /* {"stage": "load|entry|negotiate|descriptor|init", "message": "..."} */
@@ -30,7 +31,8 @@ enum fr_type {
 	FR_SECRET_REQ = 17, /* {"name": "...", "host": "..."} */
 	FR_DONE = 18,	   /* {"rc": n, "cut": bytes_dropped} */
 	FR_SCAN_BEGIN = 19, /* the path about to be loaded */
-	FR_SCAN_RESULT = 20 /* {"path", "ok", "descriptor" | "stage"+"message"} */
+	FR_SCAN_RESULT = 20, /* {"path", "ok", "descriptor" | "stage"+"message"} */
+	FR_CALL = 21	     /* {"type", "params": {...}, "timeout": s}: run a step */
 };
 
 /* Frames larger than this are a protocol error (a result that large must be an artifact). */

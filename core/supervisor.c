@@ -81,6 +81,13 @@ struct spawn_done {
 	char *error; /* malloc'ed, when rc != OP_OK */
 };
 
+/* A step (ABI 1.1 call) between the job that asked for it and the job that runs it. */
+struct call_link {
+	struct sv_job *parent; /* NULL once the parent ended */
+	struct sv_job *sub;
+	char type[128];
+};
+
 struct sv_job {
 	struct sv_job *next;
 	struct sv *sv;
@@ -99,6 +106,8 @@ struct sv_job {
 	bool cut_noted;
 	struct op_redactor redactor;
 	struct op_buf pending[3]; /* per stream, for redaction across chunk borders */
+	struct call_link *step;	  /* the step this job is waiting for */
+	bool is_step;		  /* this job is a step: it cannot run steps itself */
 };
 
 struct sv {
@@ -391,13 +400,23 @@ void sv_free(struct sv *sv)
 	free(sv);
 }
 
+/* The plugin serving TYPE: an exact task type, or "NAME.*" for a plugin not scanned yet
+ * (plugin run). */
 static struct sv_plugin *plugin_for_type(const struct sv *sv, const char *type)
 {
+	struct sv_plugin *wildcard = NULL;
+
 	for (size_t i = 0; i < sv->n_plugins; i++)
-		for (size_t t = 0; t < sv->plugins[i].n_types; t++)
-			if (strcmp(sv->plugins[i].types[t], type) == 0)
+		for (size_t t = 0; t < sv->plugins[i].n_types; t++) {
+			const char *pt = sv->plugins[i].types[t];
+			size_t n = strlen(pt);
+
+			if (strcmp(pt, type) == 0)
 				return &sv->plugins[i];
-	return NULL;
+			if (n >= 2 && strcmp(pt + n - 2, ".*") == 0 && strncmp(pt, type, n - 1) == 0)
+				wildcard = &sv->plugins[i];
+		}
+	return wildcard;
 }
 
 const char *sv_plugin_for_type(const struct sv *sv, const char *type)
@@ -738,6 +757,12 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	if (j->w)
 		j->w->job = NULL;
 	j->plugin->refill_after = 0;
+	if (j->step) {
+		/* The task ended while its step runs: the step goes too. */
+		j->step->parent = NULL;
+		sv_kill(j->step->sub, "the task that ran this step ended");
+		j->step = NULL;
+	}
 	unlink_job(sv, j);
 	if (j->ev->done)
 		j->ev->done(j->ud, &o);
@@ -896,6 +921,147 @@ static void answer_secret(struct sv_worker *w, const char *payload, size_t len)
 	flush_out(w);
 }
 
+/* ---- steps (ABI 1.1 call) ----------------------------------------------------------------- */
+
+static void answer_step(struct sv_worker *w, cJSON *outcome)
+{
+	char *text = outcome ? cJSON_PrintUnformatted(outcome) : NULL;
+
+	if (text == NULL) {
+		const char *oom = "{\"started\":false,\"status\":\"crashed\","
+				  "\"error\":\"out of memory\"}";
+
+		(void)queue_frame(w, FR_CALL_DONE, oom, strlen(oom));
+	} else {
+		(void)queue_frame(w, FR_CALL_DONE, text, strlen(text));
+	}
+	cJSON_free(text);
+	flush_out(w);
+}
+
+static void refuse_step(struct sv_worker *w, const char *why)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o) {
+		cJSON_AddBoolToObject(o, "started", 0);
+		cJSON_AddStringToObject(o, "status", "invalid");
+		cJSON_AddStringToObject(o, "error", why);
+	}
+	answer_step(w, o);
+	cJSON_Delete(o);
+}
+
+static void step_log(void *ud, int level, const char *text, size_t len)
+{
+	struct call_link *l = ud;
+	struct op_buf line = OP_BUF_INIT;
+
+	if (l->parent == NULL)
+		return;
+	if (op_buf_printf(&line, "[%s] ", l->type) == 0 && op_buf_append(&line, text, len) == 0)
+		emit_log(l->parent, level, line.data, line.len);
+	op_buf_release(&line);
+}
+
+static void step_output(void *ud, int stream, const char *data, size_t len)
+{
+	struct call_link *l = ud;
+
+	if (l->parent)
+		emit_output(l->parent, stream, data, len, false);
+}
+
+static void step_done(void *ud, const struct sv_outcome *o)
+{
+	struct call_link *l = ud;
+	struct sv_job *parent = l->parent;
+	cJSON *out = cJSON_CreateObject();
+
+	if (parent != NULL && out != NULL) {
+		cJSON_AddBoolToObject(out, "started", 1);
+		cJSON_AddStringToObject(out, "status", sv_status_name(o->status));
+		if (o->error)
+			cJSON_AddStringToObject(out, "error", o->error);
+		else
+			cJSON_AddNullToObject(out, "error");
+		cJSON_AddItemToObject(out, "result",
+				      o->result ? cJSON_Duplicate(o->result, true) : cJSON_CreateNull());
+		cJSON_AddItemToObject(out, "artifacts", cJSON_Duplicate(o->artifacts, true));
+		cJSON_AddNumberToObject(out, "duration", o->duration);
+		parent->step = NULL;
+		if (parent->w && !parent->w->exited && parent->w->proc.sock >= 0)
+			answer_step(parent->w, out);
+	}
+	cJSON_Delete(out);
+	free(l);
+}
+
+/* A worker asks to run a step: another plugin's task in a worker of its own. */
+static void start_step(struct sv_worker *w, const char *p, size_t len)
+{
+	static const struct sv_events ev = {step_log, step_output, NULL, step_done};
+	struct sv_job *j = w->job;
+	cJSON *req = cJSON_ParseWithLength(p, len);
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "type"));
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
+	const cJSON *to = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+	struct op_error err = {0};
+	struct call_link *l = NULL;
+	struct sv_task t;
+	char *ptext = NULL, why[600];
+	double timeout = cJSON_IsNumber(to) ? to->valuedouble : 0, left;
+
+	if (j == NULL || type == NULL || !cJSON_IsObject(params)) {
+		refuse_step(w, "malformed step request");
+		goto out;
+	}
+	if (j->is_step) {
+		refuse_step(w, "a step cannot run steps of its own");
+		goto out;
+	}
+	if (j->step != NULL) {
+		refuse_step(w, "another step of this task is running");
+		goto out;
+	}
+	if (plugin_for_type(w->sv, type) == NULL) {
+		snprintf(why, sizeof(why), "no enabled plugin on this agent serves task type %s", type);
+		refuse_step(w, why);
+		goto out;
+	}
+	if (j->deadline) {
+		left = j->deadline - now_s();
+		if (left < 0.001)
+			left = 0.001;
+		if (timeout <= 0 || timeout > left)
+			timeout = left;
+	}
+	l = calloc(1, sizeof(*l));
+	ptext = cJSON_PrintUnformatted(params);
+	if (l == NULL || ptext == NULL) {
+		refuse_step(w, "out of memory");
+		free(l);
+		goto out;
+	}
+	l->parent = j;
+	op_strlcpy(l->type, type, sizeof(l->type));
+	t.id = "step";
+	t.type = type;
+	t.params = ptext;
+	t.workspace = j->workspace;
+	t.timeout = timeout;
+	if (sv_start(w->sv, &t, &ev, l, &l->sub, &err) != OP_OK) {
+		refuse_step(w, err.msg);
+		free(l);
+		goto out;
+	}
+	l->sub->is_step = true;
+	j->step = l;
+out:
+	cJSON_free(ptext);
+	cJSON_Delete(req);
+}
+
 static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t len)
 {
 	struct sv_job *j = w->job;
@@ -959,6 +1125,9 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 		break;
 	case FR_SECRET_REQ:
 		answer_secret(w, p, len);
+		break;
+	case FR_CALL:
+		start_step(w, p, len);
 		break;
 	case FR_DONE:
 		/* Output the plugin wrote before it finished is in the pipe already. */
@@ -1176,6 +1345,8 @@ void sv_cancel(struct sv_job *j, const char *reason)
 	j->cancel_requested = true;
 	free(j->stop_reason);
 	j->stop_reason = strdup(reason ? reason : "on request");
+	if (j->step)
+		sv_cancel(j->step->sub, reason);
 	if (w == NULL || w->exited)
 		return;
 	/* SIGTERM to the worker alone: its handler calls the plugin's cancel(). While it is
@@ -1199,6 +1370,8 @@ void sv_kill(struct sv_job *j, const char *reason)
 		free(j->stop_reason);
 		j->stop_reason = strdup(reason ? reason : "killed");
 	}
+	if (j->step)
+		sv_kill(j->step->sub, reason);
 	if (w && !w->exited) {
 		if (w->state == WS_SPAWNING)
 			w->kill_when_spawned = true;

@@ -324,3 +324,34 @@ int outpost_output(outpost_ctx *ctx, int stream, const void *data, size_t len)
 {
 	return outpost_host->output(ctx, stream, data, len);
 }
+
+int outpost_call(outpost_ctx *ctx, const char *type, const cJSON *params, double timeout,
+		 cJSON **outcome)
+{
+	const char *out = NULL;
+	size_t out_len = 0;
+	char *text;
+	int rc;
+
+	*outcome = NULL;
+	if (!OUTPOST_HOST_HAS(outpost_host, call)) {
+		outpost_fail(ctx, OUTPOST_ERR_INTERNAL,
+			     "this agent cannot run steps (it speaks plugin ABI %u.%u; steps need 1.1)",
+			     outpost_host->abi_major, outpost_host->abi_minor);
+		return -1;
+	}
+	text = params ? cJSON_PrintUnformatted(params) : NULL;
+	rc = outpost_host->call(ctx, type, text ? text : "{}", text ? strlen(text) : 2, timeout, &out,
+				&out_len);
+	cJSON_free(text);
+	if (out != NULL)
+		*outcome = cJSON_ParseWithLength(out, out_len);
+	if (rc != 0) {
+		const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*outcome, "error"));
+
+		outpost_fail(ctx, OUTPOST_ERR_FAILED, "step %s could not start: %s", type,
+			     why ? why : "unknown reason");
+		return -1;
+	}
+	return *outcome ? 0 : -1;
+}

@@ -64,8 +64,9 @@ static struct {
 	atomic_ullong output_cut;
 	/* Secrets are asked for synchronously: after FR_TASK, FR_SECRET answers are the only
 	 * frames the parent sends, so the asking thread reads its answer itself. */
-	pthread_mutex_t secret_lock; /* one request at a time */
+	pthread_mutex_t secret_lock; /* one request (secret or step) at a time */
 	struct secret_copy *secrets;
+	struct op_buf call_out; /* the last step's outcome */
 	/* set_error() outside a task (during init) is kept here for the load error */
 	bool in_task;
 	char init_error[1024];
@@ -274,6 +275,48 @@ out:
 	return result;
 }
 
+/* A step (ABI 1.1): the agent runs it in a worker of its own and answers with its outcome.
+ * Like secrets, it is a synchronous request: the asking thread reads the answer. */
+static int host_call(outpost_ctx *ctx, const char *type, const char *params, size_t len,
+		     double timeout, const char **outcome, size_t *outcome_len)
+{
+	cJSON *req = cJSON_CreateObject(), *p = NULL, *answer = NULL;
+	uint8_t frame = 0;
+	int rc = -1;
+
+	(void)ctx;
+	pthread_mutex_lock(&W.secret_lock);
+	op_buf_reset(&W.call_out);
+	if (req == NULL || type == NULL || params == NULL ||
+	    (p = cJSON_ParseWithLength(params, len)) == NULL || !cJSON_IsObject(p)) {
+		op_buf_puts(&W.call_out, "{\"started\":false,\"status\":\"invalid\","
+					 "\"error\":\"the step's params are not a JSON object\"}");
+		goto out;
+	}
+	cJSON_AddStringToObject(req, "type", type);
+	cJSON_AddItemToObject(req, "params", p);
+	p = NULL;
+	cJSON_AddNumberToObject(req, "timeout", timeout > 0 ? timeout : 0);
+	if (send_json(FR_CALL, req) < 0 || fr_read(W.fd, &frame, &W.call_out) != 1 ||
+	    frame != FR_CALL_DONE) {
+		op_buf_reset(&W.call_out);
+		op_buf_puts(&W.call_out, "{\"started\":false,\"status\":\"crashed\","
+					 "\"error\":\"the agent did not answer the step\"}");
+		goto out;
+	}
+	answer = cJSON_ParseWithLength(W.call_out.data, W.call_out.len);
+	rc = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "started")) ? 0 : -1;
+out:
+	*outcome = W.call_out.data;
+	if (outcome_len)
+		*outcome_len = W.call_out.len;
+	pthread_mutex_unlock(&W.secret_lock);
+	cJSON_Delete(answer);
+	cJSON_Delete(p);
+	cJSON_Delete(req);
+	return rc;
+}
+
 static const char *host_workspace(outpost_ctx *ctx)
 {
 	(void)ctx;
@@ -293,6 +336,7 @@ static const struct outpost_host_api host_api = {
 	.artifact_open = host_artifact_open,
 	.secret = host_secret,
 	.workspace = host_workspace,
+	.call = host_call,
 };
 
 /* ---- cancellation ------------------------------------------------------------------- */
@@ -624,6 +668,7 @@ int main(int argc, char **argv)
 	}
 	if (W.plugin_loaded)
 		wk_plugin_release(&W.plugin);
+	op_buf_release(&W.call_out);
 	/* _exit: a plugin's threads may still run; atexit handlers of its libraries must not. */
 	fflush(NULL);
 	_exit(st);

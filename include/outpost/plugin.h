@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define OUTPOST_ABI_MAJOR 1
-#define OUTPOST_ABI_MINOR 0
+#define OUTPOST_ABI_MINOR 1
 #define OUTPOST_PLUGIN_ENTRY outpost_plugin_v1
 #define OUTPOST_PLUGIN_ENTRY_NAME "outpost_plugin_v1"
 
@@ -103,6 +103,21 @@ struct outpost_host_api {
 	const char *(*secret)(outpost_ctx *ctx, const char *name, const char *for_host, size_t *len);
 	/* The task workspace: an absolute path, also the worker's working directory. */
 	const char *(*workspace)(outpost_ctx *ctx);
+
+	/* ---- ABI 1.1 ---- */
+
+	/* Runs a task of another plugin (a step) through the host and waits for it: in a worker
+	 * of its own, with the host's limits and secret policy for TYPE, in this task's
+	 * workspace, its log and output streamed into this task's log. Cancelling this task
+	 * cancels the step. TYPE and PARAMS (a JSON object, LEN bytes) as a task's; TIMEOUT in
+	 * seconds (0: what is left of this task's time). *OUTCOME (valid until the next call or
+	 * the task's end, *OUTCOME_LEN bytes) is JSON: {"started": true|false, "status":
+	 * "succeeded|failed|invalid|cancelled|timed_out|crashed|load_failed", "error": "..."|null,
+	 * "result": {...}|null, "artifacts": [...], "duration": seconds}. Returns 0 when the step
+	 * ran, whatever its status; -1 when it could not start ("error" says why: no plugin
+	 * serves TYPE, a step calling a step, ...). Probe with OUTPOST_HOST_HAS(host, call). */
+	int (*call)(outpost_ctx *ctx, const char *type, const char *params, size_t len,
+		    double timeout, const char **outcome, size_t *outcome_len);
 };
 
 /* True when the host's API table has FIELD (it was built for a minor that has it). */
@@ -170,10 +185,11 @@ typedef int (*outpost_plugin_entry_fn)(struct outpost_negotiate *negotiate);
 	(offsetof(struct outpost_plugin, execute) + sizeof(void (*)(void)))
 
 #if defined(__x86_64__) || defined(__aarch64__)
-/* ABI 1.0 layout, pinned on LP64. A minor may only add fields after the last one here. */
+/* ABI 1.0 and 1.1 layouts, pinned on LP64. A minor may only add fields after the last one. */
 _Static_assert(offsetof(struct outpost_host_api, log) == 8, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_host_api, workspace) == 72, "ABI 1.0 layout");
-_Static_assert(sizeof(struct outpost_host_api) == 80, "ABI 1.0 layout");
+_Static_assert(offsetof(struct outpost_host_api, call) == 80, "ABI 1.1 layout");
+_Static_assert(sizeof(struct outpost_host_api) == 88, "ABI 1.1 layout");
 _Static_assert(sizeof(struct outpost_task_type) == 32, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_plugin, name) == 8, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_plugin, types) == 48, "ABI 1.0 layout");

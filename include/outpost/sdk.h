@@ -120,6 +120,13 @@ int outpost_set_result(outpost_ctx *ctx, const cJSON *result);
 const char *outpost_secret(outpost_ctx *ctx, const char *name, const char *for_host,
 			   size_t *len);
 
+/* Runs a step: task TYPE of another plugin with PARAMS, through the host (ABI 1.1, see
+ * outpost_host_api.call). *OUTCOME (free with cJSON_Delete) is the step's outcome object.
+ * Returns 0 when the step ran (look at its "status"), or -1 with the error set on ctx when it
+ * could not start, or when the agent is older than ABI 1.1. */
+int outpost_call(outpost_ctx *ctx, const char *type, const cJSON *params, double timeout,
+		 cJSON **outcome);
+
 /* Writes LEN bytes to the task output stream, retrying as needed. */
 int outpost_output(outpost_ctx *ctx, int stream, const void *data, size_t len);
 

@@ -24,9 +24,9 @@ t_expect_eq "loaded|" "$(state testkit)" testkit
 t_expect_eq "loaded|" "$(state template)" template
 # an older minor with smaller structs loads
 t_expect_eq "loaded|" "$(state old_minor)" old_minor
-t_expect_eq "failed|plugin $P/new_minor.so was built for plugin ABI 1.7, newer than this agent's ABI 1.0: upgrade the agent, or rebuild the plugin against an SDK for ABI 1.0" "$(state new_minor)"
-t_expect_eq "failed|plugin $P/wrong_major.so was built for plugin ABI 2, this agent speaks ABI 1.0 (it exports outpost_plugin_v2, not outpost_plugin_v1): rebuild it against the Outpost SDK for ABI 1" "$(state wrong_major)"
-t_expect_eq "failed|plugin $P/no_entry.so does not export outpost_plugin_v1: it is not an Outpost plugin, or not one for plugin ABI 1 (this agent speaks ABI 1.0)" "$(state no_entry)"
+t_expect_eq "failed|plugin $P/new_minor.so was built for plugin ABI 1.7, newer than this agent's ABI 1.1: upgrade the agent, or rebuild the plugin against an SDK for ABI 1.1" "$(state new_minor)"
+t_expect_eq "failed|plugin $P/wrong_major.so was built for plugin ABI 2, this agent speaks ABI 1.1 (it exports outpost_plugin_v2, not outpost_plugin_v1): rebuild it against the Outpost SDK for ABI 1" "$(state wrong_major)"
+t_expect_eq "failed|plugin $P/no_entry.so does not export outpost_plugin_v1: it is not an Outpost plugin, or not one for plugin ABI 1 (this agent speaks ABI 1.1)" "$(state no_entry)"
 t_expect_eq "failed|plugin init_fail failed to initialise: cannot reach the license server" "$(state init_fail)"
 t_expect_eq "failed|plugin $P/bad_schema.so (bad_schema): the params schema of bad_schema.run is invalid: schema at root: unsupported keyword \"oneOf\"" "$(state bad_schema)"
 # ASan turns a SIGSEGV into exit status 1 (decisions.md 11)
@@ -35,7 +35,7 @@ t_expect_eq "quarantined|the plugin crashed the scanner while loading ($how); it
 t_expect_eq "quarantined|the plugin hung while loading for more than 1s (workers.scan_timeout); it stays skipped until the file changes" "$(state hang_load)"
 
 # The table names version, ABI and types.
-t_expect_contains "$T/list.txt" "testkit      1.2.3      1.0   testkit.run,testkit.strict           loaded"
+t_expect_contains "$T/list.txt" "testkit      1.2.3      1.1   testkit.run,testkit.strict           loaded"
 
 # The old minor plugin runs.
 t_task "$T/old.json" old_minor.run '{}'

@@ -136,6 +136,21 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 		if (write(fd, content, strlen(content)) < 0)
 			rc = OUTPOST_ERR_INTERNAL;
 		close(fd);
+	} else if (strcmp(action, "call") == 0) {
+		const char *step_type = "template.echo";
+		const cJSON *step_params = NULL;
+		cJSON *outcome = NULL;
+
+		outpost_get_str(ctx, p, "type", &step_type, step_type);
+		outpost_get_obj(ctx, p, "params", &step_params);
+		if (outpost_call(ctx, step_type, step_params, 0, &outcome) < 0) {
+			cJSON_Delete(outcome);
+			rc = OUTPOST_ERR_FAILED;
+			goto out;
+		}
+		r = cJSON_CreateObject();
+		cJSON_AddItemToObject(r, "step", outcome);
+		outpost_set_result(ctx, r);
 	} else if (strcmp(action, "workspace") == 0) {
 		char cwd[4096];
 
