@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "cli.h"
 #include "log.h"
 
@@ -53,6 +54,10 @@ static void usage(FILE *f)
 		"usage: outpost-agent COMMAND [OPTIONS]\n"
 		"\n"
 		"Commands:\n"
+		"  run            run the agent: heartbeat, lease tasks, run them in workers\n"
+		"  status         show the running agent's state, leases and last heartbeat\n"
+		"  drain          stop taking new leases; running tasks finish\n"
+		"  undrain        take leases again\n"
 		"  install        enroll this host with the control plane and set up the service\n"
 		"  check          check the installed agent: one line per check, and the fix\n"
 		"  rotate-cert    renew the agent's client certificate now\n"
@@ -76,6 +81,11 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		rc = 2;
+	} else if (strcmp(args[1], "run") == 0) {
+		rc = cmd_run(argc - 1, args + 1);
+	} else if (strcmp(args[1], "drain") == 0 || strcmp(args[1], "undrain") == 0 ||
+		   strcmp(args[1], "status") == 0) {
+		rc = cmd_ctl(argc - 1, args + 1, args[1]);
 	} else if (strcmp(args[1], "install") == 0) {
 		rc = cmd_install(argc - 1, args + 1);
 	} else if (strcmp(args[1], "check") == 0) {
