@@ -62,6 +62,13 @@ struct ag_task {
 	int deliver_failures;
 	char workspace[PATH_MAX];
 	double progress;
+	/* progress records (ABI 1.1 record): [{"id", "msg"}], delivered in order before the
+	 * completion, and even after the lease was lost */
+	cJSON *records;
+	int record_seq;
+	struct rpc_call *record_call;
+	double record_at;
+	int record_failures;
 };
 
 struct ag_metrics {

@@ -257,6 +257,7 @@ struct run_state {
 	bool done;
 	int exit_code;
 	cJSON *envelope;
+	cJSON *records;
 };
 
 static void run_log(void *ud, int level, const char *text, size_t len)
@@ -270,6 +271,20 @@ static void run_output(void *ud, int stream, const char *data, size_t len)
 	(void)ud;
 	(void)stream;
 	fwrite(data, 1, len, stderr);
+}
+
+static void run_record(void *ud, const cJSON *rec)
+{
+	struct run_state *rs = ud;
+	char *text = cJSON_PrintUnformatted(rec);
+
+	if (text)
+		fprintf(stderr, "RECORD %s\n", text);
+	cJSON_free(text);
+	if (rs->records == NULL)
+		rs->records = cJSON_CreateArray();
+	if (rs->records)
+		cJSON_AddItemToArray(rs->records, cJSON_Duplicate(rec, true));
 }
 
 static void run_done(void *ud, const struct sv_outcome *o)
@@ -311,6 +326,10 @@ static void run_done(void *ud, const struct sv_outcome *o)
 	cJSON_AddNumberToObject(env, "duration", (double)(long long)(o->duration * 1000) / 1000);
 	if (o->output_cut)
 		cJSON_AddNumberToObject(env, "output_cut", (double)o->output_cut);
+	if (rs->records) {
+		cJSON_AddItemToObject(env, "records", rs->records);
+		rs->records = NULL;
+	}
 	rs->envelope = env;
 	if (o->status != SV_SUCCEEDED)
 		fprintf(stderr, "ERROR: task %s: %s\n", sv_status_name(o->status),
@@ -462,7 +481,7 @@ static int plugin_run(int argc, char **argv)
 	struct sv_plugin_spec *specs = NULL;
 	size_t n_specs = 0;
 	char wild[64][136];
-	struct sv_events ev = {run_log, run_output, NULL, run_done};
+	struct sv_events ev = {run_log, run_output, NULL, run_done, run_record};
 	struct op_error err = {0};
 	const struct dc_plugin *chosen = NULL, *direct = NULL;
 	const char ***types = NULL;
@@ -752,6 +771,7 @@ out:
 	if (sfd >= 0)
 		close(sfd);
 	cJSON_Delete(rs.envelope);
+	cJSON_Delete(rs.records);
 	free(task.type);
 	cJSON_free(task.params);
 	if (env_ready)

@@ -32,7 +32,8 @@ enum fr_type {
 	FR_DONE = 18,	   /* {"rc": n, "cut": bytes_dropped} */
 	FR_SCAN_BEGIN = 19, /* the path about to be loaded */
 	FR_SCAN_RESULT = 20, /* {"path", "ok", "descriptor" | "stage"+"message"} */
-	FR_CALL = 21	     /* {"type", "params": {...}, "timeout": s}: run a step */
+	FR_CALL = 21,	     /* {"type", "params": {...}, "timeout": s}: run a step */
+	FR_RECORD = 22	     /* a progress record, a JSON object (ABI 1.1 record) */
 };
 
 /* Frames larger than this are a protocol error (a result that large must be an artifact). */

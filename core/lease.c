@@ -45,8 +45,11 @@ static void task_unlink_free(struct agent *ag, struct ag_task *t)
 		rpc_abort(t->log_call);
 	if (t->complete_call)
 		rpc_abort(t->complete_call);
+	if (t->record_call)
+		rpc_abort(t->record_call);
 	op_buf_release(&t->log);
 	cJSON_Delete(t->message);
+	cJSON_Delete(t->records);
 	free(t);
 }
 
@@ -55,7 +58,9 @@ static void task_unlink_free(struct agent *ag, struct ag_task *t)
 static void task_maybe_free(struct ag_task *t)
 {
 	if (t->job == NULL && t->renew_call == NULL && t->log_call == NULL &&
-	    t->complete_call == NULL && (t->lost || t->state == T_COMPLETING) && t->message == NULL)
+	    t->complete_call == NULL && t->record_call == NULL &&
+	    (t->lost || t->state == T_COMPLETING) && t->message == NULL &&
+	    cJSON_GetArraySize(t->records) == 0)
 		task_unlink_free(t->ag, t);
 }
 
@@ -131,6 +136,96 @@ static void on_progress(void *ud, double fraction, const char *msg)
 
 	(void)msg;
 	t->progress = fraction;
+}
+
+/* ---- progress records (change request steps) ------------------------------------------- */
+
+static void record_done(void *ud, const struct rpc_result *r)
+{
+	struct ag_task *t = ud;
+	cJSON *first = cJSON_GetArrayItem(t->records, 0);
+	const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(first, "id"));
+
+	t->record_call = NULL;
+	if (r->aborted) {
+		task_maybe_free(t);
+		return;
+	}
+	if (r->status == 200 || (r->status >= 400 && r->status < 500 && r->status != 408 &&
+				 r->status != 429 && r->status != 403)) {
+		if (r->status != 200)
+			op_log_warn("lease", "record of task %s refused (%s): dropped", t->task_id,
+				    r->reason ? r->reason : "HTTP error");
+		if (id)
+			ob_ack(t->ag->cfg.state_dir, id);
+		cJSON_DeleteItemFromArray(t->records, 0);
+		t->record_failures = 0;
+		t->record_at = 0;
+	} else if (r->status == 403 && r->reason &&
+		   (strcmp(r->reason, "agent_revoked") == 0 ||
+		    strcmp(r->reason, "agent_not_found") == 0)) {
+		ag_revoked(t->ag, r->reason);
+	} else {
+		double backoff = pow(2, t->record_failures < 5 ? t->record_failures : 5);
+
+		t->record_failures++;
+		t->record_at = ag_now() + ag_jitter(backoff, 0.5);
+	}
+	task_maybe_free(t);
+}
+
+static void record_send(struct ag_task *t)
+{
+	cJSON *first = cJSON_GetArrayItem(t->records, 0);
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(first, "msg");
+	const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "path"));
+
+	if (path == NULL || t->record_call || t->ag->quit)
+		return;
+	t->record_call = rpc_start(t->ag->rpc, "POST", path,
+				   cJSON_GetObjectItemCaseSensitive(msg, "body"), 0, record_done, t);
+	if (t->record_call == NULL)
+		t->record_at = ag_now() + 1;
+}
+
+/* Queues MSG (stored as ID in the outbox) for delivery in order. */
+static void record_queue(struct ag_task *t, const char *id, cJSON *msg)
+{
+	cJSON *e = cJSON_CreateObject();
+
+	if (t->records == NULL)
+		t->records = cJSON_CreateArray();
+	if (e == NULL || t->records == NULL) {
+		cJSON_Delete(e);
+		cJSON_Delete(msg);
+		return;
+	}
+	cJSON_AddStringToObject(e, "id", id);
+	cJSON_AddItemToObject(e, "msg", msg);
+	cJSON_AddItemToArray(t->records, e);
+}
+
+static void on_record(void *ud, const cJSON *rec)
+{
+	struct ag_task *t = ud;
+	struct op_error err = {0};
+	cJSON *msg = cJSON_CreateObject(), *body;
+	char id[128], path[160];
+
+	if (msg == NULL)
+		return;
+	snprintf(id, sizeof(id), "%s-r%04d", t->lease_id, ++t->record_seq);
+	snprintf(path, sizeof(path), "/agent/leases/%s/steps", t->lease_id);
+	cJSON_AddStringToObject(msg, "path", path);
+	body = cJSON_AddObjectToObject(msg, "body");
+	cJSON_AddItemToObject(body, "step", cJSON_Duplicate(rec, true));
+	cJSON_AddStringToObject(msg, "task_id", t->task_id);
+	cJSON_AddStringToObject(msg, "type", t->type);
+	cJSON_AddStringToObject(msg, "lease_id", t->lease_id);
+	if (ob_put(t->ag->cfg.state_dir, id, msg, &err) != OP_OK)
+		op_log_error("outbox", "cannot store a record of task %s durably: %s: sending it "
+				       "from memory", t->task_id, err.msg);
+	record_queue(t, id, msg);
 }
 
 static void log_done(void *ud, const struct rpc_result *r)
@@ -611,7 +706,8 @@ static void take_lease(struct agent *ag, const cJSON *lease)
 	st.workspace = t->workspace;
 	st.timeout = t->timeout;
 	{
-		static const struct sv_events ev = {on_log, on_output, on_progress, on_done};
+		static const struct sv_events ev = {on_log, on_output, on_progress, on_done,
+						    on_record};
 
 		t->sv = ag->sv;
 		if (sv_start(ag->sv, &st, &ev, t, &t->job, &err) != OP_OK) {
@@ -713,8 +809,12 @@ void lease_tick(struct agent *ag)
 		    ((t->log.len == 0 && t->log_call == NULL) || t->lost ||
 		     now - t->finishing_since > FINISH_WAIT_S))
 			t->state = T_COMPLETING;
+		if (cJSON_GetArraySize(t->records) > 0 && t->record_call == NULL &&
+		    now >= t->record_at)
+			record_send(t);
+		/* The completion goes after the records, so the step record is whole first. */
 		if (t->state == T_COMPLETING && t->message && t->complete_call == NULL &&
-		    now >= t->deliver_at)
+		    now >= t->deliver_at && cJSON_GetArraySize(t->records) == 0)
 			start_delivery(t);
 		task_maybe_free(t);
 	}
@@ -744,6 +844,9 @@ double lease_next_timer(const struct agent *ag)
 		if (t->state == T_COMPLETING && t->message && t->complete_call == NULL &&
 		    (next == 0 || t->deliver_at < next))
 			next = t->deliver_at;
+		if (cJSON_GetArraySize(t->records) > 0 && t->record_call == NULL &&
+		    (next == 0 || t->record_at < next))
+			next = t->record_at > 0 ? t->record_at : ag_now();
 	}
 	return next;
 }
@@ -773,6 +876,11 @@ void lease_cancel_all(struct agent *ag, const char *why, bool kill)
 	}
 }
 
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct ob_entry *)a)->lease_id, ((const struct ob_entry *)b)->lease_id);
+}
+
 /* At start-up: completions not yet acknowledged are delivered again; leases that were running
  * when the agent stopped (crash, kill -9) are given back, so they run again without waiting
  * for their TTL. */
@@ -785,18 +893,27 @@ void lease_load_outbox(struct agent *ag)
 		op_log_error("outbox", "%s", err.msg);
 		return;
 	}
+	/* Records (LEASE-rNNNN) first, in order; the completion (LEASE) of each lease after. */
+	qsort(pending.v, pending.n, sizeof(*pending.v), by_id);
 	for (size_t i = 0; i < pending.n; i++) {
-		struct ag_task *t = task_new(ag, pending.v[i].lease_id,
-					     jstr(pending.v[i].doc, "task_id"),
-					     jstr(pending.v[i].doc, "type"));
+		const char *lease = jstr(pending.v[i].doc, "lease_id");
+		bool is_record = strstr(pending.v[i].lease_id, "-r") != NULL && lease != NULL;
+		struct ag_task *t = task_find(ag, is_record ? lease : pending.v[i].lease_id);
 
+		if (t == NULL)
+			t = task_new(ag, is_record ? lease : pending.v[i].lease_id,
+				     jstr(pending.v[i].doc, "task_id"), jstr(pending.v[i].doc, "type"));
 		if (t == NULL)
 			break;
 		t->state = T_COMPLETING;
-		t->message = pending.v[i].doc;
+		if (is_record) {
+			record_queue(t, pending.v[i].lease_id, pending.v[i].doc);
+		} else {
+			t->message = pending.v[i].doc;
+			op_log_info("outbox", "delivering the stored outcome of task %s (lease %s)",
+				    t->task_id, t->lease_id);
+		}
 		pending.v[i].doc = NULL;
-		op_log_info("outbox", "delivering the stored outcome of task %s (lease %s)",
-			    t->task_id, t->lease_id);
 	}
 	ob_list_release(&pending);
 	if (ob_list_leases(ag->cfg.state_dir, &leases, &err) != OP_OK) {
@@ -804,12 +921,13 @@ void lease_load_outbox(struct agent *ag)
 		return;
 	}
 	for (size_t i = 0; i < leases.n; i++) {
-		struct ag_task *t;
+		struct ag_task *t = task_find(ag, leases.v[i].lease_id);
 
-		if (task_find(ag, leases.v[i].lease_id))
-			continue;
-		t = task_new(ag, leases.v[i].lease_id, jstr(leases.v[i].doc, "task_id"),
-			     jstr(leases.v[i].doc, "type"));
+		if (t != NULL && t->message != NULL)
+			continue; /* its outcome is stored: delivered above */
+		if (t == NULL)
+			t = task_new(ag, leases.v[i].lease_id, jstr(leases.v[i].doc, "task_id"),
+				     jstr(leases.v[i].doc, "type"));
 		if (t == NULL)
 			break;
 		op_log_warn("lease",
@@ -828,6 +946,7 @@ void lease_free_all(struct agent *ag)
 		ag->tasks = t->next;
 		op_buf_release(&t->log);
 		cJSON_Delete(t->message);
+		cJSON_Delete(t->records);
 		free(t);
 	}
 }

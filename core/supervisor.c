@@ -1000,7 +1000,7 @@ static void step_done(void *ud, const struct sv_outcome *o)
 /* A worker asks to run a step: another plugin's task in a worker of its own. */
 static void start_step(struct sv_worker *w, const char *p, size_t len)
 {
-	static const struct sv_events ev = {step_log, step_output, NULL, step_done};
+	static const struct sv_events ev = {step_log, step_output, NULL, step_done, NULL};
 	struct sv_job *j = w->job;
 	cJSON *req = cJSON_ParseWithLength(p, len);
 	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "type"));
@@ -1128,6 +1128,19 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 		break;
 	case FR_CALL:
 		start_step(w, p, len);
+		break;
+	case FR_RECORD:
+		if (j && j->ev->record) {
+			struct op_buf clean = OP_BUF_INIT;
+			cJSON *rec = NULL;
+
+			if (op_redact(&j->redactor, p, len, &clean) == 0 && clean.data)
+				rec = cJSON_ParseWithLength(clean.data, clean.len);
+			if (cJSON_IsObject(rec))
+				j->ev->record(j->ud, rec);
+			cJSON_Delete(rec);
+			op_buf_release(&clean);
+		}
 		break;
 	case FR_DONE:
 		/* Output the plugin wrote before it finished is in the pipe already. */

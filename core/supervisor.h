@@ -51,6 +51,8 @@ struct sv_events {
 	void (*output)(void *ud, int stream, const char *data, size_t len);
 	void (*progress)(void *ud, double fraction, const char *message);
 	void (*done)(void *ud, const struct sv_outcome *outcome);
+	/* A progress record (ABI 1.1 record), a JSON object, redacted. May be NULL. */
+	void (*record)(void *ud, const cJSON *record);
 };
 
 /* Looks up secret NAME for a task of TYPE sending it towards HOST (may be NULL). Returns 1 and

@@ -355,3 +355,18 @@ int outpost_call(outpost_ctx *ctx, const char *type, const cJSON *params, double
 	}
 	return *outcome ? 0 : -1;
 }
+
+int outpost_record(outpost_ctx *ctx, const cJSON *record)
+{
+	char *text;
+	int rc;
+
+	if (!OUTPOST_HOST_HAS(outpost_host, record) || !cJSON_IsObject(record))
+		return -1;
+	text = cJSON_PrintUnformatted(record);
+	if (text == NULL)
+		return -1;
+	rc = outpost_host->record(ctx, text, strlen(text));
+	cJSON_free(text);
+	return rc;
+}

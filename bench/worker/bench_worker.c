@@ -138,7 +138,7 @@ static int workers_gone(struct sv *sv, void *ud)
 /* One no-op task through SV; with SPARE, the spare is loaded before and after. */
 static double run_task_once(struct sv *sv, const char *ws, int spare)
 {
-	static const struct sv_events ev = {NULL, NULL, NULL, on_done};
+	static const struct sv_events ev = {NULL, NULL, NULL, on_done, NULL};
 	struct sv_task t = {"bench", "testkit.run", "{}", ws, 30};
 	struct wait_done w = {0, 0};
 	struct op_error err = {0};

@@ -317,6 +317,20 @@ out:
 	return rc;
 }
 
+static int host_record(outpost_ctx *ctx, const char *json, size_t len)
+{
+	size_t a = 0;
+
+	(void)ctx;
+	if (json == NULL)
+		return -1;
+	while (a < len && (json[a] == ' ' || json[a] == '\n' || json[a] == '\t'))
+		a++;
+	if (a == len || json[a] != '{')
+		return -1;
+	return send_frame(FR_RECORD, json, len);
+}
+
 static const char *host_workspace(outpost_ctx *ctx)
 {
 	(void)ctx;
@@ -337,6 +351,7 @@ static const struct outpost_host_api host_api = {
 	.secret = host_secret,
 	.workspace = host_workspace,
 	.call = host_call,
+	.record = host_record,
 };
 
 /* ---- cancellation ------------------------------------------------------------------- */

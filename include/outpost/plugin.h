@@ -118,6 +118,12 @@ struct outpost_host_api {
 	 * serves TYPE, a step calling a step, ...). Probe with OUTPOST_HOST_HAS(host, call). */
 	int (*call)(outpost_ctx *ctx, const char *type, const char *params, size_t len,
 		    double timeout, const char **outcome, size_t *outcome_len);
+	/* A structured record of this task's progress (a JSON object), kept by the control plane
+	 * beside the task: the change plugin records each step's start and end. The agent
+	 * delivers records in order and durably (its outbox), even after the task's lease was
+	 * lost or the agent restarted. Returns 0, or -1 when JSON is not an object. Probe with
+	 * OUTPOST_HOST_HAS(host, record). */
+	int (*record)(outpost_ctx *ctx, const char *json, size_t len);
 };
 
 /* True when the host's API table has FIELD (it was built for a minor that has it). */
@@ -189,7 +195,8 @@ typedef int (*outpost_plugin_entry_fn)(struct outpost_negotiate *negotiate);
 _Static_assert(offsetof(struct outpost_host_api, log) == 8, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_host_api, workspace) == 72, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_host_api, call) == 80, "ABI 1.1 layout");
-_Static_assert(sizeof(struct outpost_host_api) == 88, "ABI 1.1 layout");
+_Static_assert(offsetof(struct outpost_host_api, record) == 88, "ABI 1.1 layout");
+_Static_assert(sizeof(struct outpost_host_api) == 96, "ABI 1.1 layout");
 _Static_assert(sizeof(struct outpost_task_type) == 32, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_plugin, name) == 8, "ABI 1.0 layout");
 _Static_assert(offsetof(struct outpost_plugin, types) == 48, "ABI 1.0 layout");

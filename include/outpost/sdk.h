@@ -127,6 +127,10 @@ const char *outpost_secret(outpost_ctx *ctx, const char *name, const char *for_h
 int outpost_call(outpost_ctx *ctx, const char *type, const cJSON *params, double timeout,
 		 cJSON **outcome);
 
+/* Hands RECORD (a JSON object) to the host as a record of the task's progress (ABI 1.1,
+ * outpost_host_api.record). Returns 0, or -1 (not an object, or an agent older than 1.1). */
+int outpost_record(outpost_ctx *ctx, const cJSON *record);
+
 /* Writes LEN bytes to the task output stream, retrying as needed. */
 int outpost_output(outpost_ctx *ctx, int stream, const void *data, size_t len);
 

@@ -29,6 +29,12 @@ t_task "$T/t.json" testkit.run '{"action": "call", "type": "testkit.run", "param
 t_expect_eq failed "$(t_json "$T/o.json" .result.step.status)"
 t_expect_eq "step template.echo could not start: a step cannot run steps of its own" "$(t_json "$T/o.json" .result.step.error)"
 
+# Records (ABI 1.1): in order, on stderr and in the outcome.
+t_task "$T/t.json" testkit.run '{"action": "record", "count": 3}'
+"$A" plugin run --task "$T/t.json" --plugins-dir "$P" >"$T/r.json" 2>"$T/r.err" || t_fail "records"
+t_expect_eq 2 "$(t_json "$T/r.json" .records[2].index)"
+t_expect_contains "$T/r.err" 'RECORD {"index":0,"phase":"end"}'
+
 # A plugin built for ABI 1.0 (no call in its host table) still loads and runs.
 t_task "$T/t.json" old_minor.run '{}'
 t_run 0 "$T/o" "$A" plugin run --task "$T/t.json" --plugins-dir "$P"

@@ -151,6 +151,18 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 		r = cJSON_CreateObject();
 		cJSON_AddItemToObject(r, "step", outcome);
 		outpost_set_result(ctx, r);
+	} else if (strcmp(action, "record") == 0) {
+		int64_t n = 2;
+
+		outpost_get_int(ctx, p, "count", &n, n);
+		for (int64_t i = 0; i < n; i++) {
+			cJSON *rec = cJSON_CreateObject();
+
+			cJSON_AddNumberToObject(rec, "index", (double)i);
+			cJSON_AddStringToObject(rec, "phase", "end");
+			outpost_record(ctx, rec);
+			cJSON_Delete(rec);
+		}
 	} else if (strcmp(action, "workspace") == 0) {
 		char cwd[4096];
 
