@@ -1022,6 +1022,64 @@ static void task_cancel_run(struct rq *r, struct store *st)
 	cJSON_Delete(t);
 }
 
+static void artifacts_list_run(struct rq *r, struct store *st)
+{
+	static const char *const cols[] = {"name", "size", "sha256", "content_type", "agent_id",
+					   "lease_id", "created_at", NULL};
+	cJSON *t = get_task(r, st), *idv, *rows = NULL, *out, *o;
+	struct store_cond c;
+	struct store_query q = {&c, 1, "id", false, 0, 0, cols};
+	const cJSON *row;
+
+	if (t == NULL)
+		return;
+	idv = cJSON_CreateString(r->param[0]);
+	c = (struct store_cond){"task_id", SO_EQ, idv};
+	out = cJSON_CreateArray();
+	if (st->ops->select(st, T_ARTIFACTS, &q, &rows) == OP_OK) {
+		cJSON_ArrayForEach(row, rows)
+		{
+			cJSON *v = cJSON_Duplicate(row, true);
+
+			cJSON_DeleteItemFromObject(v, "created_at");
+			srv_jadd_time(v, "created_at", srv_jint(row, "created_at", 0));
+			cJSON_AddItemToArray(out, v);
+		}
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "task_id", r->param[0]);
+	cJSON_AddItemToObject(o, "uploaded", out);
+	cJSON_AddItemToObject(o, "reported", srv_jdup_or(cJSON_GetObjectItemCaseSensitive(t, "artifacts"), "[]"));
+	rq_ok(r, 200, o);
+	cJSON_Delete(rows);
+	cJSON_Delete(idv);
+	cJSON_Delete(t);
+}
+
+static void artifact_get_run(struct rq *r, struct store *st)
+{
+	cJSON *idv = cJSON_CreateString(r->param[0]), *nv = cJSON_CreateString(r->param[1]), *rows = NULL;
+	struct store_cond c[2] = {{"task_id", SO_EQ, idv}, {"name", SO_EQ, nv}};
+	struct store_query q = {c, 2, NULL, false, 1, 0, NULL};
+
+	audit_target(r, r->param[0]);
+	if (st->ops->select(st, T_ARTIFACTS, &q, &rows) != OP_OK || cJSON_GetArraySize(rows) == 0) {
+		rq_error(r, 404, "artifact_not_found", "task %s has no uploaded artifact %s", r->param[0],
+			 r->param[1]);
+	} else {
+		cJSON *v = cJSON_DetachItemFromArray(rows, 0);
+		int64_t at = srv_jint(v, "created_at", 0);
+
+		cJSON_DeleteItemFromObject(v, "created_at");
+		cJSON_DeleteItemFromObject(v, "id");
+		srv_jadd_time(v, "created_at", at);
+		rq_ok(r, 200, v);
+	}
+	cJSON_Delete(rows);
+	cJSON_Delete(idv);
+	cJSON_Delete(nv);
+}
+
 /* ---- change requests --------------------------------------------------------------------- */
 
 static const cJSON *find_change_type(const cJSON *agent, const char *name)
@@ -1579,6 +1637,8 @@ struct route admin_routes[] = {
 	ADMIN("GET", "/admin/tasks", NULL, NULL, task_list_run, NULL),
 	ADMIN("GET", "/admin/tasks/{}", NULL, NULL, task_show_run, NULL),
 	ADMIN("GET", "/admin/tasks/{}/logs", NULL, NULL, task_logs_run, NULL),
+	ADMIN("GET", "/admin/tasks/{}/artifacts", NULL, NULL, artifacts_list_run, NULL),
+	ADMIN("GET", "/admin/tasks/{}/artifacts/{}", NULL, NULL, artifact_get_run, NULL),
 	ADMIN("POST", "/admin/tasks/{}/cancel", EMPTY_SCHEMA, NULL, task_cancel_run, "task.cancel"),
 	ADMIN("POST", "/admin/tasks/{}/resolve", RESOLVE_SCHEMA, NULL, task_resolve_run, "task.resolve"),
 	ADMIN("POST", "/admin/change-requests", CR_SCHEMA, NULL, cr_create_run, "cr.create"),

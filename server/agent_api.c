@@ -82,6 +82,13 @@ static const char COMPLETE_SCHEMA[] =
 static const char RELEASE_SCHEMA[] =
 	"{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"reason\":" STR(1024) "}}";
 
+static const char ARTIFACT_SCHEMA[] =
+	"{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"name\",\"content\"],"
+	"\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200,"
+	"\"pattern\":\"^[A-Za-z0-9_][A-Za-z0-9_.-]*$\"},\"content\":{\"type\":\"string\"},"
+	"\"sha256\":{\"type\":\"string\",\"pattern\":\"^[0-9a-f]{64}$\"},"
+	"\"content_type\":" STR(200) "}}";
+
 static const char STEPS_SCHEMA[] =
 	"{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"step\"],"
 	"\"properties\":{\"step\":{\"type\":\"object\"}}}";
@@ -1164,6 +1171,27 @@ static void release_run(struct rq *r, struct store *st)
 	cJSON_Delete(l);
 }
 
+static void kick_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	kick(arg);
+}
+
+/* After a release, the agent that released waits out release_backoff; when it ends, the
+ * waiting lease requests (perhaps that agent's) hear of the task again. */
+static void release_done(struct rq *r)
+{
+	struct srv *s = r->srv;
+
+	if (!r->job.failed && !r->job.store_error) {
+		double secs = s->cfg.release_backoff + 0.05;
+		struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
+
+		/* one timer per release (libevent frees it after it fires, or with the base) */
+		event_base_once(s->base, -1, EV_TIMEOUT, kick_later_cb, s, &tv);
+	}
+	rq_send(r);
+}
+
 /* A change request's step record (decisions.md 16). Accepted from the lease's own agent even
  * after the lease was lost: the record of what happened on the host must survive that. */
 static void steps_run(struct rq *r, struct store *st)
@@ -1217,6 +1245,92 @@ static void steps_run(struct rq *r, struct store *st)
 out:
 	op_buf_release(&canon);
 	cJSON_Delete(t);
+	cJSON_Delete(l);
+}
+
+/* A small artifact uploaded to the server (decisions.md 17): fenced like the other lease
+ * calls; the same name and bytes again is a replay, other bytes under that name a conflict. */
+static void artifact_run(struct rq *r, struct store *st)
+{
+	struct srv *s = r->srv;
+	cJSON *l = fenced_lease(r, st), *rec = NULL, *prev = NULL, *o, *tv, *nv;
+	const char *name = srv_jstr(r->body, "name"), *want = srv_jstr(r->body, "sha256");
+	unsigned char *bytes = NULL;
+	long n;
+	char sha[65];
+	op_rc rc;
+
+	if (l == NULL)
+		return;
+	if (s->cfg.max_artifact_bytes == 0) {
+		rq_error(r, 403, "uploads_disabled",
+			 "this server takes no artifact uploads (max_artifact_bytes is 0): keep artifacts on the host");
+		goto out;
+	}
+	n = srv_b64_decode(srv_jstr(r->body, "content"), &bytes);
+	if (n < 0) {
+		rq_error(r, 400, "invalid_field", "body.content: not base64");
+		goto out;
+	}
+	if ((uint64_t)n > s->cfg.max_artifact_bytes) {
+		rq_error(r, 413, "artifact_too_large",
+			 "artifact %s has %ld bytes, more than the server keeps (%llu): keep it on the host",
+			 name, n, (unsigned long long)s->cfg.max_artifact_bytes);
+		goto out;
+	}
+	srv_sha256_hex(bytes, (size_t)n, sha);
+	if (want && strcmp(want, sha) != 0) {
+		rq_error(r, 400, "checksum_mismatch", "artifact %s: sha256 is %s, the body says %s", name,
+			 sha, want);
+		goto out;
+	}
+	rec = cJSON_CreateObject();
+	cJSON_AddStringToObject(rec, "task_id", srv_jstr(l, "task_id"));
+	cJSON_AddStringToObject(rec, "lease_id", r->param[0]);
+	cJSON_AddStringToObject(rec, "agent_id", r->agent_id);
+	cJSON_AddStringToObject(rec, "name", name);
+	cJSON_AddNumberToObject(rec, "size", (double)n);
+	cJSON_AddStringToObject(rec, "sha256", sha);
+	srv_jadd_str(rec, "content_type", srv_jstr(r->body, "content_type"));
+	cJSON_AddStringToObject(rec, "content", srv_jstr(r->body, "content"));
+	cJSON_AddNumberToObject(rec, "created_at", (double)r->now_ms);
+	rc = st->ops->insert(st, T_ARTIFACTS, rec, NULL);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddNumberToObject(o, "size", (double)n);
+	cJSON_AddStringToObject(o, "sha256", sha);
+	if (rc == OP_EEXIST) {
+		struct store_cond c[2];
+		struct store_query q = {c, 2, NULL, false, 1, 0, NULL};
+
+		tv = cJSON_CreateString(srv_jstr(l, "task_id"));
+		nv = cJSON_CreateString(name);
+		c[0] = (struct store_cond){"task_id", SO_EQ, tv};
+		c[1] = (struct store_cond){"name", SO_EQ, nv};
+		st->ops->select(st, T_ARTIFACTS, &q, &prev);
+		cJSON_Delete(tv);
+		cJSON_Delete(nv);
+		if (str_eq(srv_jstr(cJSON_GetArrayItem(prev, 0), "sha256"), sha)) {
+			cJSON_AddBoolToObject(o, "duplicate", true);
+			rq_ok(r, 200, o);
+		} else {
+			cJSON_Delete(o);
+			rq_error(r, 409, "artifact_exists",
+				 "task %s already has an artifact named %s with other content",
+				 srv_jstr(l, "task_id"), name);
+		}
+		goto out;
+	}
+	if (rc != OP_OK) {
+		cJSON_Delete(o);
+		rq_error(r, 503, "store_unavailable", "cannot store the artifact: retry later");
+		goto out;
+	}
+	rq_ok(r, 201, o);
+out:
+	free(bytes);
+	cJSON_Delete(prev);
+	cJSON_Delete(rec);
 	cJSON_Delete(l);
 }
 
@@ -1389,8 +1503,10 @@ struct route agent_routes[] = {
 	{"POST", "/agent/leases/{}/logs", AUTH_AGENT, LOGS_SCHEMA, NULL, logs_run, NULL, NULL, NULL},
 	{"POST", "/agent/leases/{}/complete", AUTH_AGENT, COMPLETE_SCHEMA, NULL, complete_run, NULL,
 	 NULL, NULL},
-	{"POST", "/agent/leases/{}/release", AUTH_AGENT, RELEASE_SCHEMA, NULL, release_run, NULL, NULL,
-	 NULL},
+	{"POST", "/agent/leases/{}/release", AUTH_AGENT, RELEASE_SCHEMA, NULL, release_run,
+	 release_done, NULL, NULL},
 	{"POST", "/agent/leases/{}/steps", AUTH_AGENT, STEPS_SCHEMA, NULL, steps_run, NULL, NULL, NULL},
+	{"POST", "/agent/leases/{}/artifacts", AUTH_AGENT, ARTIFACT_SCHEMA, NULL, artifact_run, NULL,
+	 NULL, NULL},
 };
 const size_t agent_routes_n = OP_ARRAY_LEN(agent_routes);

@@ -988,12 +988,57 @@ static int task_logs(struct cli *c, const char *id, bool follow)
 	return rc;
 }
 
+/* Writes an uploaded artifact's bytes to OUT (or stdout). */
+static int task_artifact(struct cli *c, const char *task, const char *name, const char *out)
+{
+	char path[800];
+	char *t, *n;
+	cJSON *resp = NULL;
+	unsigned char *bytes = NULL;
+	long len;
+	int rc;
+
+	if (name == NULL) {
+		fprintf(stderr, "outpost-server task artifact: the artifact name is required\n");
+		return EXIT_USAGE;
+	}
+	t = path_escape(c, task);
+	n = path_escape(c, name);
+	snprintf(path, sizeof(path), "/admin/tasks/%s/artifacts/%s", t, n);
+	curl_free(t);
+	curl_free(n);
+	if ((rc = call(c, "GET", path, NULL, &resp)) != 0)
+		return rc;
+	len = srv_b64_decode(srv_jstr(resp, "content") ? srv_jstr(resp, "content") : "", &bytes);
+	if (len < 0) {
+		fprintf(stderr, "outpost-server task artifact: the server sent content that is not base64\n");
+		cJSON_Delete(resp);
+		return EXIT_FAIL;
+	}
+	if (out) {
+		struct op_error err;
+
+		if (op_write_file_atomic(out, bytes ? (const void *)bytes : "", (size_t)len, 0644, &err) != OP_OK) {
+			fprintf(stderr, "outpost-server task artifact: %s\n", err.msg);
+			rc = EXIT_FAIL;
+		} else {
+			fprintf(stderr, "%s: %ld bytes, sha256 %s\n", out, len, srv_jstr(resp, "sha256"));
+		}
+	} else if (len > 0 && fwrite(bytes, 1, (size_t)len, stdout) != (size_t)len) {
+		rc = EXIT_FAIL;
+	}
+	free(bytes);
+	cJSON_Delete(resp);
+	return rc;
+}
+
 static int cmd_task(struct cli *c, int argc, char **argv)
 {
 	int skip = argc > 0 && argv[0][0] != '-';
 	const char *sub = skip ? argv[0] : "", *type = NULL, *params = NULL, *name = NULL;
 	const char *pool = NULL, *env = NULL, *tags = NULL, *host = NULL, *agent = NULL;
 	const char *timeout = NULL, *attempts = NULL, *state = NULL, *limit = NULL, *action = NULL;
+	const char *outfile = NULL;
 	bool wait = false, follow = false;
 	struct opt opts[] = {{"--type", true, &type, NULL},
 			     {"--params", true, &params, NULL},
@@ -1009,6 +1054,8 @@ static int cmd_task(struct cli *c, int argc, char **argv)
 			     {"--state", true, &state, NULL},
 			     {"--limit", true, &limit, NULL},
 			     {"--action", true, &action, NULL},
+			     {"--out", true, &outfile, NULL},
+			     {"-o", true, &outfile, NULL},
 			     {"--wait", false, NULL, &wait},
 			     {"--follow", false, NULL, &follow},
 			     {"-f", false, NULL, &follow},
@@ -1033,6 +1080,8 @@ static int cmd_task(struct cli *c, int argc, char **argv)
 			   "       outpost-server task list [--state S[,S]] [--type T] [--agent ID] [--limit N]\n"
 			   "       outpost-server task cancel ID\n"
 			   "       outpost-server task resolve ID --action resume|rollback|abandon\n"
+			   "       outpost-server task artifacts ID\n"
+			   "       outpost-server task artifact ID NAME [--out FILE]\n"
 			   "  submit prints the task id; --params takes JSON or YAML (a file, or - for stdin);\n"
 			   "  --wait waits for the end and exits 0 only when the task succeeded (8 otherwise).\n"
 			   "  A task no agent can take is reported as `unroutable: no eligible agent` with the\n"
@@ -1163,6 +1212,28 @@ static int cmd_task(struct cli *c, int argc, char **argv)
 		return rc;
 	if (strcmp(sub, "logs") == 0)
 		return task_logs(c, pos[0], follow);
+	if (strcmp(sub, "artifact") == 0)
+		return task_artifact(c, pos[0], npos > 1 ? pos[1] : NULL, outfile);
+	if (strcmp(sub, "artifacts") == 0) {
+		id = path_escape(c, pos[0]);
+		snprintf(path, sizeof(path), "/admin/tasks/%s/artifacts", id);
+		curl_free(id);
+		if ((rc = call(c, "GET", path, NULL, &resp)) != 0)
+			return rc;
+		if (c->json) {
+			print_json(resp);
+		} else {
+			static const struct col up[] = {{"UPLOADED", "name", 0}, {"SIZE", "size", 0},
+							{"SHA256", "sha256", 0}, {"AGENT", "agent_id", 0}};
+			static const struct col rep[] = {{"ON THE AGENT HOST", "name", 0}, {"SIZE", "size", 0},
+							 {"SHA256", "sha256", 0}, {"PATH", "path", 0}};
+
+			table(cJSON_GetObjectItemCaseSensitive(resp, "uploaded"), up, OP_ARRAY_LEN(up));
+			table(cJSON_GetObjectItemCaseSensitive(resp, "reported"), rep, OP_ARRAY_LEN(rep));
+		}
+		cJSON_Delete(resp);
+		return EXIT_OK;
+	}
 	id = path_escape(c, pos[0]);
 	if (strcmp(sub, "show") == 0) {
 		snprintf(path, sizeof(path), "/admin/tasks/%s", id);

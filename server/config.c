@@ -53,6 +53,8 @@ static const struct setting SETTINGS[] = {
 	  "requests waiting for the database before new ones get 503 overloaded"),
 	S("max_body", K_SIZE, max_body, "1MiB", "largest request body accepted"),
 	S("max_log_bytes", K_SIZE, max_log_bytes, "64MiB", "log bytes kept per task"),
+	S("max_artifact_bytes", K_SIZE, max_artifact_bytes, "512KiB",
+	  "largest artifact a task may upload to the server (0: no uploads)"),
 	S("cr_required_approvals", K_INT, cr_required_approvals, "1",
 	  "approvals a change request needs"),
 	S("allow_self_approval", K_BOOL, allow_self_approval, "false",

@@ -34,6 +34,7 @@ struct srv_config {
 	int max_queue; /* jobs waiting for the database before requests get 503 overloaded */
 	uint64_t max_body;      /* bytes of a request body */
 	uint64_t max_log_bytes; /* bytes of log kept per task */
+	uint64_t max_artifact_bytes; /* an uploaded artifact's size; 0: uploads refused */
 	int cr_required_approvals;
 	bool allow_self_approval;
 	char access_log[4096]; /* "" or "stderr", "off", or a path */

@@ -414,6 +414,7 @@ out:
 		event_free(s->reap_ev);
 	if (s->stop_ev)
 		event_free(s->stop_ev);
+
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)

@@ -169,6 +169,14 @@ static const struct store_column audit_cols[] = {
 };
 static const char *const audit_idx[] = {"at", "actor", NULL};
 
+/* Small artifacts a task uploaded (decisions.md 17); CONTENT is base64. */
+static const struct store_column artifact_cols[] = {
+	{"id", ST_INT},		{"task_id", ST_TEXT},	 {"lease_id", ST_TEXT}, {"agent_id", ST_TEXT},
+	{"name", ST_TEXT},	{"size", ST_INT},	 {"sha256", ST_TEXT},	{"content_type", ST_TEXT},
+	{"content", ST_TEXT},	{"created_at", ST_INT},
+};
+static const char *const artifact_idx[] = {"UNIQUE task_id,name", NULL};
+
 const struct store_table store_tables[T__COUNT] = {
 	[T_META] = {"meta", "key", false, COLS(meta_cols), meta_idx},
 	[T_ADMIN_TOKENS] = {"admin_tokens", "name", false, COLS(admin_token_cols), admin_token_idx},
@@ -181,6 +189,7 @@ const struct store_table store_tables[T__COUNT] = {
 	[T_CRS] = {"change_requests", "id", false, COLS(cr_cols), cr_idx},
 	[T_CR_STEPS] = {"cr_steps", "id", true, COLS(cr_step_cols), cr_step_idx},
 	[T_AUDIT] = {"audit", "id", true, COLS(audit_cols), audit_idx},
+	[T_ARTIFACTS] = {"artifacts", "id", true, COLS(artifact_cols), artifact_idx},
 };
 
 const struct store_column *store_column(enum store_tab t, const char *col)

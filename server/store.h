@@ -45,6 +45,7 @@ enum store_tab {
 	T_CRS,
 	T_CR_STEPS,
 	T_AUDIT,
+	T_ARTIFACTS,
 	T__COUNT
 };
 

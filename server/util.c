@@ -246,3 +246,35 @@ double srv_round_ms(double seconds)
 {
 	return round(seconds * 1000.0) / 1000.0;
 }
+
+long srv_b64_decode(const char *text, unsigned char **out)
+{
+	size_t n = strlen(text), pad = 0;
+	unsigned char *buf;
+	int len;
+
+	*out = NULL;
+	if (n % 4 != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = text[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || (c == '=' && i >= n - 2)))
+			return -1;
+	}
+	if (n >= 1 && text[n - 1] == '=')
+		pad++;
+	if (n >= 2 && text[n - 2] == '=')
+		pad++;
+	buf = malloc(n / 4 * 3 + 1);
+	if (buf == NULL)
+		return -1;
+	len = n ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)n) : 0;
+	if (len < 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return (long)len - (long)pad;
+}

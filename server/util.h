@@ -47,6 +47,10 @@ bool srv_jstrings_contains(const cJSON *set, const char *s);
 /* Splits "a,b,c" into a JSON array of non-empty, trimmed strings. */
 cJSON *srv_split_csv(const char *text);
 
+/* Decodes base64 TEXT into a malloc()ed buffer; returns its length, or -1 when TEXT is not
+ * base64. */
+long srv_b64_decode(const char *text, unsigned char **out);
+
 /* Formats seconds as a number for JSON (integral when whole). */
 double srv_round_ms(double seconds);
 

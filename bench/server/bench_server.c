@@ -585,7 +585,10 @@ int main(int argc, char **argv)
 		cJSON_AddStringToObject(b, "token", O.token);
 		cJSON_AddItemToObject(b, "csr", cJSON_CreateString(""));
 		{
-			char *csr = strndup(pem, (size_t)n);
+			char *csr = malloc((size_t)n + 1); /* BIO data: not NUL-terminated */
+
+			memcpy(csr, pem, (size_t)n);
+			csr[n] = '\0';
 
 			cJSON_ReplaceItemInObject(b, "csr", cJSON_CreateString(csr));
 			free(csr);

@@ -87,6 +87,34 @@ t_srv_cli task show "$tid" >"$T/human"
 t_expect_contains "$T/human" "succeeded"
 t_expect_contains "$T/human" "$L"
 
+# small artifacts uploaded to the server (decisions 17), fenced like the rest
+tid=$(submit --type echo)
+t_srv_agent a1 "$T/l" POST /agent/leases '{"slots":1}' >/dev/null
+L=$(lease_of "$T/l")
+printf 'a,b\n1,2\n' >"$T/art.csv"
+b64=$(base64 -w0 "$T/art.csv")
+sum=$(sha256sum "$T/art.csv" | cut -d' ' -f1)
+art() { t_srv_agent a1 "$T/o" POST "/agent/leases/$1/artifacts" "$2"; }
+t_expect_eq 201 "$(art "$L" "{\"name\":\"out.csv\",\"content\":\"$b64\",\"sha256\":\"$sum\",\"content_type\":\"text/csv\"}")" upload
+t_expect_eq "$sum" "$(t_json "$T/o" .sha256)"
+t_expect_eq 200 "$(art "$L" "{\"name\":\"out.csv\",\"content\":\"$b64\"}")" "upload replay"
+t_expect_eq true "$(t_json "$T/o" .duplicate)"
+t_srv_expect 409 artifact_exists "$T/o" "$(art "$L" '{"name":"out.csv","content":"eHl6"}')"
+t_srv_expect 400 invalid_field "$T/o" "$(art "$L" '{"name":"bad.b64","content":"not base64!"}')"
+t_srv_expect 400 checksum_mismatch "$T/o" "$(art "$L" "{\"name\":\"x.csv\",\"content\":\"$b64\",\"sha256\":\"$(printf '0%.0s' $(seq 64))\"}")"
+t_srv_expect 400 invalid_field "$T/o" "$(art "$L" "{\"name\":\"../etc/passwd\",\"content\":\"$b64\"}")"
+python3 -c 'import base64,json;print(json.dumps({"name":"big.bin","content":base64.b64encode(b"x"*600000).decode()}))' >"$T/big.json"
+t_srv_expect 413 artifact_too_large "$T/o" "$(art "$L" "@$T/big.json")"
+t_srv_agent a1 "$T/o" POST "/agent/leases/$L/complete" "{\"status\":\"succeeded\",\"artifacts\":[{\"name\":\"out.csv\",\"size\":8,\"sha256\":\"$sum\",\"path\":\"/w/out.csv\"},{\"name\":\"huge.parquet\",\"size\":9000000000,\"sha256\":\"ab\",\"path\":\"/w/huge.parquet\"}]}" >/dev/null
+t_srv_expect 409 lease_lost "$T/o" "$(art "$L" "{\"name\":\"late.csv\",\"content\":\"$b64\"}")"
+t_srv_cli task artifacts "$tid" >"$T/arts"
+t_expect_contains "$T/arts" "out.csv"
+t_expect_contains "$T/arts" "huge.parquet"
+t_run 0 "$T/o" t_srv_cli task artifact "$tid" out.csv --out "$T/got.csv"
+cmp "$T/art.csv" "$T/got.csv" || t_fail "downloaded artifact differs"
+t_expect_eq "$(cat "$T/art.csv")" "$(t_srv_cli task artifact "$tid" out.csv)" "artifact to stdout"
+t_run 5 "$T/o" t_srv_cli task artifact "$tid" nope.csv
+
 # release gives the task back without spending an attempt, and not to the same agent at once
 tid=$(submit --type echo --max-attempts 1)
 t_srv_agent a1 "$T/l" POST /agent/leases '{"slots":1}' >/dev/null
@@ -102,6 +130,16 @@ t_expect_eq 1 "$(t_json "$T/l" .leases[0].attempt)"
 L=$(lease_of "$T/l")
 t_srv_expect 409 lease_lost "$T/o" "$(t_srv_agent a2 "$T/o" POST "/agent/leases/$L/release" '{}' >/dev/null; t_srv_agent a2 "$T/o" POST "/agent/leases/$L/release" '{}')"
 t_srv_cli task cancel "$tid" >/dev/null
+# a waiting request of the releasing agent hears of the task when its backoff (4s) ends
+tid=$(submit --type echo)
+t_srv_agent a1 "$T/l" POST /agent/leases '{"slots":1}' >/dev/null
+t_srv_agent a1 "$T/o" POST "/agent/leases/$(lease_of "$T/l")/release" '{}' >/dev/null
+start=$(date +%s%N)
+t_expect_eq 200 "$(t_srv_agent a1 "$T/l" POST /agent/leases '{"slots":1,"wait":15}')" "after the backoff"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $ms -ge 3500 ] && [ $ms -lt 9000 ] || t_fail "the released task came back after ${ms}ms, not after the 4s backoff"
+t_expect_eq "$tid" "$(t_json "$T/l" .leases[0].task_id)"
+t_srv_agent a1 "$T/o" POST "/agent/leases/$(lease_of "$T/l")/complete" '{"status":"succeeded"}' >/dev/null
 
 # cancel: queued ends at once; leased is told through renew and heartbeat
 tid=$(submit --type echo)

@@ -362,7 +362,9 @@ static char *csr_pem(X509_REQ *req)
 
 	PEM_write_bio_X509_REQ(b, req);
 	n = BIO_get_mem_data(b, &data);
-	out = strndup(data, (size_t)n);
+	out = malloc((size_t)n + 1); /* the BIO's data is not NUL-terminated: no strndup */
+	memcpy(out, data, (size_t)n);
+	out[n] = '\0';
 	BIO_free(b);
 	return out;
 }
