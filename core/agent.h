@@ -92,11 +92,14 @@ struct agent {
 	struct sv *sv;		 /* the current supervisor generation */
 	struct sv *old_sv[4];	 /* earlier generations still finishing tasks */
 	char worker[PATH_MAX];
+	char approval_key[PATH_MAX];
 	struct sv_options svopts;
 	struct dc_result plugins;
 	cJSON *task_types;	 /* served task types */
 	cJSON *plugin_versions;	 /* name → version */
 	cJSON *plugins_json;	 /* for heartbeats */
+	cJSON *change_types;	 /* from the change.types task, for heartbeats */
+	struct sv_job *inventory_job;
 	bool send_inventory;
 
 	/* state */

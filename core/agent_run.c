@@ -251,6 +251,44 @@ out:
 	return rc;
 }
 
+/* ---- change types ------------------------------------------------------------------------ */
+
+static void inventory_done(void *ud, const struct sv_outcome *o)
+{
+	struct agent *ag = ud;
+	const cJSON *types = cJSON_GetObjectItemCaseSensitive(o->result, "change_types");
+
+	ag->inventory_job = NULL;
+	if (o->status != SV_SUCCEEDED || !cJSON_IsArray(types)) {
+		op_log_error("agent", "cannot read the change types: %s",
+			     o->error ? o->error : "change.types returned no list");
+		return;
+	}
+	cJSON_Delete(ag->change_types);
+	ag->change_types = cJSON_Duplicate(types, true);
+	ag->send_inventory = true;
+	op_log_info("agent", "%d change type(s) available", cJSON_GetArraySize(types));
+}
+
+/* The control plane learns this agent's change types (name, parameter schema, digest of the
+ * definition: decisions.md 13) from the plugin that serves change.types, asked at start and
+ * at every reload. */
+static void load_change_types(struct agent *ag)
+{
+	static const struct sv_events ev = {NULL, NULL, NULL, inventory_done, NULL};
+	struct sv_task t = {"inventory", "change.types", "{}", NULL, 60};
+	struct op_error err = {0};
+	char ws[PATH_MAX];
+
+	if (ag->inventory_job != NULL || sv_plugin_for_type(ag->sv, "change.types") == NULL)
+		return;
+	snprintf(ws, sizeof(ws), "%s/.inventory", ag->cfg.workspace_dir);
+	t.workspace = ws;
+	if (op_mkdir_p(ws, 0750, &err) != OP_OK ||
+	    sv_start(ag->sv, &t, &ev, ag, &ag->inventory_job, &err) != OP_OK)
+		op_log_error("agent", "cannot read the change types: %s", err.msg);
+}
+
 /* ---- heartbeat --------------------------------------------------------------------------- */
 
 static void heartbeat_done(void *ud, const struct rpc_result *r)
@@ -346,6 +384,9 @@ static void heartbeat(struct agent *ag)
 	if (ag->send_inventory) {
 		cJSON_AddItemToObject(body, "task_types", cJSON_Duplicate(ag->task_types, true));
 		cJSON_AddItemToObject(body, "plugins", cJSON_Duplicate(ag->plugins_json, true));
+		if (ag->change_types)
+			cJSON_AddItemToObject(body, "change_types",
+					      cJSON_Duplicate(ag->change_types, true));
 	}
 	cJSON_AddItemToObject(body, "health", health_report(ag));
 	ag->hb_call = rpc_start(ag->rpc, "POST", "/agent/heartbeat", body, 0, heartbeat_done, ag);
@@ -401,6 +442,7 @@ static void reload(struct agent *ag)
 	ag->svopts.proxy = ag->cfg.https_proxy;
 	ag->svopts.no_proxy = ag->cfg.no_proxy;
 	ag->svopts.ca_file = ag->cfg.ca_file;
+	ag->svopts.change_types_dir = ag->cfg.change_types_dir;
 	ag->svopts.secret_ud = &ag->cfg;
 	op_log_redact_clear();
 	ag_secrets_redact_all(&ag->cfg);
@@ -419,6 +461,8 @@ static void reload(struct agent *ag)
 	if (ag->sv != NULL) /* too many generations in flight: the oldest is dropped hard */
 		sv_free(ag->sv);
 	ag->sv = next;
+	ag->inventory_job = NULL; /* the old generation reports to nobody now */
+	load_change_types(ag);
 	if (!ag_draining(ag))
 		sv_prestart(ag->sv);
 }
@@ -555,6 +599,11 @@ static int agent_init(struct agent *ag, struct op_error *err)
 	ag->svopts.ca_file = ag->cfg.ca_file;
 	ag->svopts.secret = ag_secret_lookup;
 	ag->svopts.secret_ud = &ag->cfg;
+	ag->svopts.agent_id = ag->agent_id;
+	ag->svopts.hostname = ag->hostname;
+	id_path(ag->cfg.state_dir, ID_APPROVAL, ag->approval_key, sizeof(ag->approval_key));
+	ag->svopts.approval_key = ag->approval_key;
+	ag->svopts.change_types_dir = ag->cfg.change_types_dir;
 	ag_secrets_redact_all(&ag->cfg);
 	wk_become_subreaper();
 	if (load_plugins(ag, &ag->sv, err) != OP_OK)
@@ -574,6 +623,7 @@ static int agent_init(struct agent *ag, struct op_error *err)
 		    "concurrency %d",
 		    OUTPOST_VERSION, ag->agent_id, ag->hostname, ag->cfg.control_plane,
 		    cJSON_GetArraySize(ag->task_types), ag->cfg.concurrency);
+	load_change_types(ag);
 	sv_prestart(ag->sv);
 	/* The first heartbeat goes out at once; later ones every interval ± 20 %. */
 	ag->hb_next = 0;
@@ -594,6 +644,7 @@ static void agent_release(struct agent *ag)
 	cJSON_Delete(ag->task_types);
 	cJSON_Delete(ag->plugin_versions);
 	cJSON_Delete(ag->plugins_json);
+	cJSON_Delete(ag->change_types);
 	metrics_release(&ag->m);
 	if (ag->sigfd > 0)
 		close(ag->sigfd);

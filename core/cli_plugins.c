@@ -17,6 +17,7 @@
 #include "config.h"
 #include "discovery.h"
 #include "fsutil.h"
+#include "identity.h"
 #include "log.h"
 #include "secrets.h"
 #include "workerproc.h"
@@ -26,6 +27,7 @@
 struct plugin_env {
 	struct ag_config cfg;
 	char worker[PATH_MAX];
+	char agent_id[96], hostname[256], approval_key[PATH_MAX];
 	struct sv_options sv;
 	struct dc_result found;
 	bool have_cfg, have_found;
@@ -68,6 +70,26 @@ static int plugin_env_init(struct plugin_env *pe, const char *config, const char
 	pe->sv.proxy = pe->cfg.https_proxy;
 	pe->sv.no_proxy = pe->cfg.no_proxy;
 	pe->sv.ca_file = pe->cfg.ca_file;
+	pe->sv.change_types_dir = pe->cfg.change_types_dir;
+	/* An enrolled agent's identity, when --config names one: as the agent would run it. */
+	if (config != NULL) {
+		cJSON *agent = NULL;
+
+		if (id_load_agent(pe->cfg.state_dir, &agent, NULL) == OP_OK) {
+			const char *host = cJSON_GetStringValue(
+				cJSON_GetObjectItemCaseSensitive(agent, "hostname"));
+
+			op_strlcpy(pe->agent_id, id_agent_id(agent), sizeof(pe->agent_id));
+			op_strlcpy(pe->hostname, host ? host : "", sizeof(pe->hostname));
+			pe->sv.agent_id = pe->agent_id;
+			pe->sv.hostname = pe->hostname[0] ? pe->hostname : NULL;
+			id_path(pe->cfg.state_dir, ID_APPROVAL, pe->approval_key,
+				sizeof(pe->approval_key));
+			if (access(pe->approval_key, R_OK) == 0)
+				pe->sv.approval_key = pe->approval_key;
+		}
+		cJSON_Delete(agent);
+	}
 	pe->sv.secret = ag_secret_lookup;
 	pe->sv.secret_ud = &pe->cfg;
 	memset(&dopts, 0, sizeof(dopts));

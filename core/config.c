@@ -623,6 +623,18 @@ static op_rc finish(struct ag_config *cfg, struct op_error *err)
 		if (set_str(&cfg->workspace_dir, path) != OP_OK)
 			return op_fail(err, OP_ENOMEM, "out of memory");
 	}
+	if (cfg->change_types_dir == NULL) {
+		/* Beside the config file: /etc/outpost-agent/change-types. */
+		const char *slash = cfg->file ? strrchr(cfg->file, '/') : NULL;
+
+		if (slash)
+			snprintf(path, sizeof(path), "%.*s/change-types", (int)(slash - cfg->file),
+				 cfg->file);
+		else
+			snprintf(path, sizeof(path), "%s/change-types", AG_DEFAULT_CONFIG_DIR);
+		if (set_str(&cfg->change_types_dir, path) != OP_OK)
+			return op_fail(err, OP_ENOMEM, "out of memory");
+	}
 	if (cfg->state_dir[0] != '/' || cfg->workspace_dir[0] != '/' || cfg->cache_dir[0] != '/')
 		return op_fail(err, OP_EINVAL,
 			       "%s: state_dir, workspace_dir and cache_dir must be absolute paths",

@@ -699,7 +699,22 @@ static void take_lease(struct agent *ag, const cJSON *lease)
 		refuse(t, true, why);
 		return;
 	}
-	ptext = params ? cJSON_PrintUnformatted(params) : NULL;
+	/* A change request's task gets its signed approval too: the change plugin checks it
+	 * against its own definition (decisions.md 14) and resumes or rolls back as asked. */
+	if (t->is_change && cJSON_IsObject(params)) {
+		cJSON *p = cJSON_Duplicate(params, true);
+
+		if (p) {
+			cJSON_AddItemToObject(
+				p, "change_request",
+				cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(lease, "change_request"),
+						true));
+			ptext = cJSON_PrintUnformatted(p);
+			cJSON_Delete(p);
+		}
+	} else {
+		ptext = params ? cJSON_PrintUnformatted(params) : NULL;
+	}
 	st.id = lease_id;
 	st.type = type;
 	st.params = ptext ? ptext : "{}";

@@ -232,6 +232,14 @@ char *sv_init_json(const struct sv_options *o, const cJSON *settings)
 			cJSON_AddStringToObject(agent, "ca_file", o->ca_file);
 		else
 			cJSON_AddNullToObject(agent, "ca_file");
+		if (o->agent_id)
+			cJSON_AddStringToObject(agent, "agent_id", o->agent_id);
+		if (o->hostname)
+			cJSON_AddStringToObject(agent, "hostname", o->hostname);
+		if (o->approval_key)
+			cJSON_AddStringToObject(agent, "approval_key", o->approval_key);
+		if (o->change_types_dir)
+			cJSON_AddStringToObject(agent, "change_types_dir", o->change_types_dir);
 	}
 	text = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);

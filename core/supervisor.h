@@ -78,6 +78,9 @@ struct sv_options {
 	double start_timeout;  /* spawn → plugin loaded */
 	int log_level;	       /* what workers send */
 	const char *proxy, *no_proxy, *ca_file; /* the agent's network settings, for init */
+	/* Who the agent is, for init too (the change plugin checks approvals with them); each
+	 * may be NULL (plugin run without an enrolled agent). */
+	const char *agent_id, *hostname, *approval_key, *change_types_dir;
 	sv_secret_fn secret;
 	void *secret_ud;
 };
