@@ -213,10 +213,30 @@ static void host_only(const char *url, char *out, size_t size)
 	snprintf(out, size, "%s", hp);
 }
 
+/* When libcurl could not connect to a proxy, its message names the proxy ("Failed to connect
+ * to PROXY port N after ..."), not the URL's host and port: writes "PROXY:N" to OUT. */
+static bool proxy_target(const char *detail, const char *host, const char *hp, char *out,
+			 size_t size)
+{
+	const char *colon = strrchr(hp, ':');
+	long uport = colon && colon[1] != '\0' && hp[strlen(hp) - 1] != ']'
+			     ? strtol(colon + 1, NULL, 10)
+			     : 443;
+	char fh[256];
+	long fport;
+
+	if (sscanf(detail, "Failed to connect to %255s port %ld", fh, &fport) != 2)
+		return false;
+	if (fport == uport && strcmp(fh, host) == 0)
+		return false;
+	snprintf(out, size, strchr(fh, ':') ? "[%s]:%ld" : "%s:%ld", fh, fport);
+	return true;
+}
+
 enum tp_fail tp_describe(CURLcode cc, CURL *h, const char *method, const char *url,
 			 const char *errbuf, struct op_error *err)
 {
-	char m[16], hp[512], host[512], what[1024];
+	char m[16], hp[512], host[512], what[1024], px[300];
 	const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
 	enum tp_fail fail;
 	long verify = 0, oserr = 0;
@@ -226,8 +246,27 @@ enum tp_fail tp_describe(CURLcode cc, CURL *h, const char *method, const char *u
 	host_only(url, host, sizeof(host));
 	curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &verify);
 	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
+	if (strstr(detail, "CONNECT tunnel failed")) { /* the proxy answered CONNECT with an error */
+		op_fail(err, OP_ENET, "%s \"%s\": proxyconnect tcp: the proxy refused to connect to %s (%s)",
+			m, url, hp, detail);
+		return TP_PROXY;
+	}
+	if ((cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT) &&
+	    proxy_target(detail, host, hp, px, sizeof(px))) {
+		op_fail(err, cc == CURLE_OPERATION_TIMEDOUT || oserr == ETIMEDOUT ? OP_ETIMEOUT : OP_ENET,
+			"%s \"%s\": proxyconnect tcp: dial tcp %s: %s", m, url, px,
+			oserr == ECONNREFUSED ? "connect: connection refused"
+			: cc == CURLE_OPERATION_TIMEDOUT || oserr == ETIMEDOUT ? "i/o timeout"
+									       : detail);
+		return TP_PROXY;
+	}
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
+		/* libcurl checks the name itself and then reports X509_V_ERR_UNSPECIFIED (1), not
+		 * a hostname error: its message is the only sign. */
+		if (verify == X509_V_ERR_UNSPECIFIED &&
+		    (strstr(detail, "subject name") || strstr(detail, "does not match")))
+			verify = X509_V_ERR_HOSTNAME_MISMATCH;
 		switch (verify) {
 		case X509_V_ERR_CERT_NOT_YET_VALID:
 		case X509_V_ERR_CERT_HAS_EXPIRED:
