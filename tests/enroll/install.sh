@@ -130,7 +130,34 @@ openssl x509 -in "$T/b1/state/agent.crt" -noout -pubkey >"$T/p1"
 openssl pkey -in "$T/b1/state/agent.key" -pubout >"$T/p2"
 cmp -s "$T/p1" "$T/p2" || t_fail "agent.crt does not match the new agent.key"
 
+# not root: into directories the user can write; the agent runs as that user, no service
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$T/nr"
+  cp "$SRV_CA" "$T/nr/ca.crt"
+  cp "$(t_ag_token)" "$T/nr/token"
+  chown -R nobody: "$T/nr"
+  as_nobody() { setpriv --reuid nobody --regid "$(id -g nobody)" --clear-groups env HOME=/ "$@"; }
+  t_run 0 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
+    --ca-cert "$T/nr/ca.crt" --config-dir "$T/nr/etc" --state-dir "$T/nr/state" --plugins-dir "$T/plugins"
+  t_expect_contains "$T/o" "enrolled as agt_"
+  t_expect_contains "$T/o" "start the agent with:"
+  t_expect_contains "$T/nr/etc/config.yaml" 'user: "nobody"'
+  t_expect_eq nobody "$(stat -c %U "$T/nr/state/agent.key")" "agent.key owner"
+  t_run 0 "$T/c" as_nobody "$OUTPOST_AGENT" check --config "$T/nr/etc/config.yaml"
+  t_expect_contains "$T/c" "OK    state-dir      $T/nr/state is writable by nobody"
+  # a user cannot install for another, nor write the default /etc/outpost-agent
+  t_run 2 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
+    --user root --config-dir "$T/nr/etc2" --state-dir "$T/nr/state2"
+  t_expect_contains "$T/o" "only root can install an agent for another user"
+  t_run 2 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token"
+  t_expect_contains "$T/o" "cannot create directory /etc/outpost-agent: Permission denied"
+  t_expect_contains "$T/o" "choose directories you can write with --config-dir and --state-dir"
+  n_agents=9
+else
+  n_agents=8
+fi
+
 t_srv_cli agents list --json >"$T/al"
-t_expect_eq 8 "$(python3 -c 'import json,sys;print(len(json.load(open(sys.argv[1]))["agents"]))' "$T/al")" "agents enrolled"
+t_expect_eq "$n_agents" "$(python3 -c 'import json,sys;print(len(json.load(open(sys.argv[1]))["agents"]))' "$T/al")" "agents enrolled"
 t_srv_stop
 echo PASS
