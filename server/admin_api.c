@@ -230,6 +230,77 @@ static void stats_run(struct rq *r, struct store *st)
 	cJSON_Delete(active);
 }
 
+/* Prometheus text format, for a scraper with an admin token (bearer). */
+static void metrics_run(struct rq *r, struct store *st)
+{
+	static const char *const cols[] = {"state", "last_seen", NULL};
+	struct srv *s = r->srv;
+	struct store_query q = {NULL, 0, NULL, false, 0, 0, cols};
+	struct op_buf b = OP_BUF_INIT;
+	cJSON *agents = NULL, *c = NULL, *active = cJSON_CreateString("active");
+	struct store_cond lc = {"state", SO_EQ, active};
+	const char *statuses[] = {"online", "offline", "draining", "revoked"};
+	int counts[4] = {0};
+	const cJSON *a;
+	struct dbq_stats ds;
+
+	if (st->ops->select(st, T_AGENTS, &q, &agents) == OP_OK) {
+		cJSON_ArrayForEach(a, agents)
+		{
+			const char *status = agent_status(s, a, r->now_ms);
+
+			for (int i = 0; i < 4; i++)
+				if (strcmp(status, statuses[i]) == 0)
+					counts[i]++;
+		}
+	}
+	op_buf_puts(&b, "# HELP outpost_agents Enrolled agents by status.\n# TYPE outpost_agents gauge\n");
+	for (int i = 0; i < 4; i++)
+		op_buf_printf(&b, "outpost_agents{status=\"%s\"} %d\n", statuses[i], counts[i]);
+	op_buf_puts(&b, "# HELP outpost_tasks Tasks by state.\n# TYPE outpost_tasks gauge\n");
+	if (st->ops->count(st, T_TASKS, NULL, 0, "state", &c) == OP_OK) {
+		cJSON_ArrayForEach(a, c)
+		{
+			op_buf_printf(&b, "outpost_tasks{state=\"%s\"} %g\n", a->string, a->valuedouble);
+		}
+	}
+	cJSON_Delete(c);
+	c = NULL;
+	if (st->ops->count(st, T_LEASES, &lc, 1, NULL, &c) == OP_OK)
+		op_buf_printf(&b, "# HELP outpost_active_leases Leases held by agents.\n"
+				  "# TYPE outpost_active_leases gauge\noutpost_active_leases %lld\n",
+			      (long long)srv_jint(c, "count", 0));
+	cJSON_Delete(c);
+	dbq_get_stats(s->dbq, &ds);
+	op_buf_printf(&b,
+		      "# HELP outpost_waiting_lease_requests Long polls waiting for work.\n"
+		      "# TYPE outpost_waiting_lease_requests gauge\noutpost_waiting_lease_requests %zu\n"
+		      "# HELP outpost_requests_total HTTP requests received.\n"
+		      "# TYPE outpost_requests_total counter\noutpost_requests_total %llu\n"
+		      "# HELP outpost_responses_5xx_total Responses with a 5xx status.\n"
+		      "# TYPE outpost_responses_5xx_total counter\noutpost_responses_5xx_total %llu\n"
+		      "# HELP outpost_db_jobs_total Requests and jobs run by the database thread.\n"
+		      "# TYPE outpost_db_jobs_total counter\noutpost_db_jobs_total %llu\n"
+		      "# HELP outpost_db_transactions_total Transactions committed (each one fsync).\n"
+		      "# TYPE outpost_db_transactions_total counter\noutpost_db_transactions_total %llu\n"
+		      "# HELP outpost_db_commit_failures_total Transactions that failed to commit.\n"
+		      "# TYPE outpost_db_commit_failures_total counter\noutpost_db_commit_failures_total %llu\n"
+		      "# HELP outpost_db_commit_seconds_total Time spent committing.\n"
+		      "# TYPE outpost_db_commit_seconds_total counter\noutpost_db_commit_seconds_total %.6f\n"
+		      "# HELP outpost_db_queue_depth Jobs waiting for the database thread.\n"
+		      "# TYPE outpost_db_queue_depth gauge\noutpost_db_queue_depth %llu\n"
+		      "# HELP outpost_start_time_seconds When the server started.\n"
+		      "# TYPE outpost_start_time_seconds gauge\noutpost_start_time_seconds %.3f\n",
+		      s->nwaiters, (unsigned long long)s->requests, (unsigned long long)s->responses_5xx,
+		      (unsigned long long)ds.jobs, (unsigned long long)ds.batches,
+		      (unsigned long long)ds.commit_failures, ds.commit_ms_total / 1000,
+		      (unsigned long long)ds.queued, (double)s->started_at_ms / 1000);
+	cJSON_Delete(agents);
+	cJSON_Delete(active);
+	r->text = op_buf_detach(&b);
+	rq_ok(r, 200, NULL);
+}
+
 static void settings_view(struct rq *r, struct store *st)
 {
 	struct srv *s = r->srv;
@@ -1615,6 +1686,7 @@ out:
 struct route admin_routes[] = {
 	ADMIN("GET", "/admin/whoami", NULL, NULL, whoami_run, NULL),
 	ADMIN("GET", "/admin/stats", NULL, NULL, stats_run, NULL),
+	ADMIN("GET", "/admin/metrics", NULL, NULL, metrics_run, NULL),
 	ADMIN("GET", "/admin/settings", NULL, NULL, settings_view, NULL),
 	ADMIN("POST", "/admin/settings", SETTINGS_SCHEMA, NULL, settings_set_run, "settings.update"),
 	ADMIN("POST", "/admin/tokens", TOKEN_SCHEMA, NULL, token_create_run, "token.create"),

@@ -1342,6 +1342,53 @@ struct reap {
 	bool housekeeping;
 };
 
+/* Retention: finished tasks (not change requests') with their logs, leases and artifacts,
+ * 500 per run; audit entries past audit_retention. */
+static void prune(struct srv *s, struct store *st, int64_t now)
+{
+	static const char *const cols[] = {"id", NULL};
+	static const enum store_tab deps[] = {T_LOGS, T_LEASES, T_ARTIFACTS};
+	cJSON *rows = NULL, *cut, *zero = cJSON_CreateNumber(0);
+	const cJSON *t;
+	int n = 0;
+
+	if (s->cfg.retention > 0) {
+		struct store_cond c[3];
+		struct store_query q = {c, 3, "finished_at", false, 500, 0, cols};
+
+		cut = cJSON_CreateNumber((double)now - s->cfg.retention * 1000);
+		c[0] = (struct store_cond){"finished_at", SO_LT, cut};
+		c[1] = (struct store_cond){"finished_at", SO_GT, zero};
+		c[2] = (struct store_cond){"cr_id", SO_NULL, NULL};
+		if (st->ops->select(st, T_TASKS, &q, &rows) == OP_OK) {
+			cJSON_ArrayForEach(t, rows)
+			{
+				const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
+				struct store_cond dc = {"task_id", SO_EQ, id}, tc = {"id", SO_EQ, id};
+
+				for (size_t i = 0; i < OP_ARRAY_LEN(deps); i++)
+					st->ops->remove(st, deps[i], &dc, 1, NULL);
+				st->ops->remove(st, T_TASKS, &tc, 1, NULL);
+				n++;
+			}
+		}
+		cJSON_Delete(rows);
+		cJSON_Delete(cut);
+		if (n > 0)
+			op_log_info("retention", "deleted %d tasks finished more than %.0f days ago", n,
+				    s->cfg.retention / 86400);
+	}
+	if (s->cfg.audit_retention > 0) {
+		struct store_cond c;
+
+		cut = cJSON_CreateNumber((double)now - s->cfg.audit_retention * 1000);
+		c = (struct store_cond){"at", SO_LT, cut};
+		st->ops->remove(st, T_AUDIT, &c, 1, &n);
+		cJSON_Delete(cut);
+	}
+	cJSON_Delete(zero);
+}
+
 static void reap_run(struct dbjob *j, struct store *st)
 {
 	struct reap *rp = (struct reap *)j;
@@ -1399,6 +1446,7 @@ static void reap_run(struct dbjob *j, struct store *st)
 
 		st->ops->remove(st, T_ENROLLMENTS, &ec, 1, NULL);
 		cJSON_Delete(old);
+		prune(s, st, now);
 	}
 	cJSON_Delete(active);
 	cJSON_Delete(nowv);
@@ -1416,7 +1464,8 @@ static void reap_done(struct dbjob *j)
 static void reap_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv *s = arg;
-	static unsigned ticks;
+	static int64_t last_hk;
+	int64_t now = srv_mono_us() / 1000, every = 600000;
 	struct reap *rp;
 
 	if (s->reaping || s->stopping)
@@ -1425,7 +1474,12 @@ static void reap_tick(evutil_socket_t fd, short what, void *arg)
 	if (rp == NULL)
 		return;
 	rp->s = s;
-	rp->housekeeping = (ticks++ % 600) == 0;
+	/* housekeeping every 10 minutes, or more often when a retention is short (tests) */
+	if (s->cfg.retention > 0 && s->cfg.retention * 250 < (double)every)
+		every = (int64_t)(s->cfg.retention * 250);
+	rp->housekeeping = last_hk == 0 || now - last_hk >= every;
+	if (rp->housekeeping)
+		last_hk = now;
 	rp->job.run = reap_run;
 	rp->job.done = reap_done;
 	s->reaping = true;

@@ -29,6 +29,8 @@ struct srv_config {
 	double release_backoff;      /* s: a released task skips that agent for this long */
 	double approval_validity;    /* s: an approved change request must start within this */
 	double default_task_timeout; /* s */
+	double retention;	     /* s: finished tasks are deleted this long after; 0 keeps */
+	double audit_retention;	     /* s: audit entries are deleted this long after; 0 keeps */
 	int default_max_attempts;
 	int max_slots;
 	int max_queue; /* jobs waiting for the database before requests get 503 overloaded */

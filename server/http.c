@@ -117,6 +117,7 @@ static void rq_free(struct rq *r)
 	cJSON_Delete(r->audit_detail);
 	cJSON_Delete(r->work);
 	cJSON_Delete(r->pend_resp);
+	free(r->text);
 	X509_REQ_free(r->csr);
 	free(r);
 }
@@ -131,13 +132,17 @@ void rq_send(struct rq *r)
 
 	if (r->status == 0)
 		rq_error(r, 500, "internal", "the server produced no answer");
-	if (r->status != 204) {
+	if (r->text && r->status == 200) {
+		len = strlen(r->text);
+		evbuffer_add(buf, r->text, len);
+		evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	} else if (r->status != 204) {
 		if (r->resp == NULL)
 			r->resp = cJSON_CreateObject();
 		add_server_time(r->resp);
 		text = cJSON_PrintUnformatted(r->resp);
 	}
-	if (text) {
+	if (text && r->text == NULL) {
 		len = strlen(text);
 		evbuffer_add(buf, text, len);
 		evbuffer_add(buf, "\n", 1);

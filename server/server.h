@@ -74,6 +74,7 @@ struct rq {
 	/* response */
 	int status;
 	cJSON *resp;
+	char *text; /* a text/plain answer instead of JSON (metrics) */
 	char reason[48];
 	int retry_after; /* seconds; 0: none */
 	/* An agent route's body error, reported after the agent checks (a revoked agent hears

@@ -109,7 +109,7 @@ static const struct store_column task_cols[] = {
 	{"log_truncated", ST_BOOL},
 	{"mode", ST_TEXT}, /* change.apply: apply, resume, rollback */
 };
-static const char *const task_idx[] = {"state,type,seq", "seq", "cr_id", NULL};
+static const char *const task_idx[] = {"state,type,seq", "seq", "cr_id", "finished_at", NULL};
 
 static const struct store_column lease_cols[] = {
 	{"id", ST_TEXT},	    {"task_id", ST_TEXT},     {"agent_id", ST_TEXT},

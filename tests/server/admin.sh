@@ -122,6 +122,14 @@ PY
 t_expect_not_contains "$T/audit" "$tok"
 t_expect_not_contains "$T/audit" "$carol"
 
+# Prometheus metrics for a scraper holding an admin token
+code=$(curl -s -o "$T/metrics" -w '%{http_code} %{content_type}' --cacert "$SRV_CA" \
+  -H "Authorization: Bearer $SRV_ADMIN_TOKEN" "$SRV_URL/admin/metrics")
+t_expect_eq "200 text/plain; version=0.0.4; charset=utf-8" "$code" "metrics"
+t_expect_contains "$T/metrics" 'outpost_agents{status="revoked"} 1'
+t_expect_contains "$T/metrics" "# TYPE outpost_db_transactions_total counter"
+t_srv_expect 401 auth_required "$T/o" "$(t_srv_req "$T/o" GET /admin/metrics)"
+
 # backup while serving: a consistent database plus the keys
 t_run 0 "$T/o" "$S" backup --data-dir "$SRV_DIR" --out "$T/backup"
 for f in outpost.db ca.crt ca.key server.crt server.key approval.key approval.pub server.yaml admin.yaml; do
@@ -143,6 +151,24 @@ printf '%s\n' "$rescue" >"$T/rescue.tok"
 t_expect_eq rescue "$("$S" whoami --data-dir "$SRV_DIR" --token-file "$T/rescue.tok")"
 t_srv_cli audit list --json >"$T/audit"
 t_expect_contains "$T/audit" '"actor": "offline"'
+# retention: finished tasks (logs, leases, artifacts with them) and audit entries age out
+t_srv_stop
+t_srv_start --retention 1s --audit-retention 2s
+tok=$(t_srv_cli token create 2>/dev/null)
+t_srv_enroll r1 "$tok" '{"plugins":[{"name":"echo","types":["echo"]}]}'
+old=$(t_srv_cli task submit --type echo 2>/dev/null)
+queued=$(t_srv_cli task submit --type other 2>/dev/null)
+t_srv_agent r1 "$T/l" POST /agent/leases '{"slots":1}' >/dev/null
+L=$(t_json "$T/l" .leases[0].lease_id)
+t_srv_agent r1 "$T/o" POST "/agent/leases/$L/logs" '{"offset":0,"data":"x"}' >/dev/null
+t_srv_agent r1 "$T/o" POST "/agent/leases/$L/complete" '{"status":"succeeded"}' >/dev/null
+t_wait_for 10 sh -c "! \"\$0\" task show $old --data-dir \"$SRV_DIR\" >/dev/null 2>&1" "$OUTPOST_SERVER"
+t_run 0 "$T/o" t_srv_cli task show "$queued"
+t_expect_contains "$T/server.log" "INFO retention: deleted 1 tasks"
+python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute("select count(*) from logs").fetchone()[0], c.execute("select count(*) from leases").fetchone()[0])' "$SRV_DIR/outpost.db" >"$T/left"
+t_expect_eq "0 0" "$(cat "$T/left")" "logs and leases of the deleted task"
+t_wait_for 10 python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); assert c.execute("select count(*) from audit").fetchone()[0] < 3' "$SRV_DIR/outpost.db"
+
 # the backup serves as a data dir of its own
 t_srv_stop
 SRV_DIR=$T/backup
