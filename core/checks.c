@@ -101,6 +101,8 @@ struct net_state {
 	bool trusted;	/* the TLS check passed (or verification is off) */
 };
 
+/* control-plane (GET /health, verified), tls, clock (dates ignored) and registration
+ * (GET /agent/self): each skipped when what it needs failed. */
 static void check_network(const struct ag_config *cfg, struct ag_check_report *rep,
 			  struct net_state *ns)
 {
@@ -352,6 +354,7 @@ static int writable_as(const char *dir, const char *user, uid_t uid, gid_t gid)
 	return WIFEXITED(ws) ? WEXITSTATUS(ws) : EIO;
 }
 
+/* DIR exists, is a directory, and USER can create files in it. */
 static void check_dir(struct ag_check_report *rep, const char *name, const char *dir,
 		      const char *user, uid_t uid, gid_t gid, bool uid_known)
 {
@@ -385,6 +388,7 @@ static void check_dir(struct ag_check_report *rep, const char *name, const char 
 		    strerror(e));
 }
 
+/* Free space and inodes of the state and workspace filesystems against health.*. */
 static void check_disk(const struct ag_config *cfg, struct ag_check_report *rep)
 {
 	const char *dirs[] = {cfg->state_dir, cfg->workspace_dir};
@@ -441,6 +445,7 @@ static int ws_add(const char *path, const struct stat *st, int flag, struct FTW 
 	return 0;
 }
 
+/* How many task workspaces there are and what they hold (decisions.md 17). */
 static void check_workspace_size(const struct ag_config *cfg, struct ag_check_report *rep)
 {
 	char size_s[32], age[32];
@@ -516,6 +521,7 @@ static void check_plugins(const struct ag_config *cfg, struct ag_check_report *r
 	dc_result_release(&found);
 }
 
+/* Secrets without an allow list are usable by any task: WARN (decisions.md 18). */
 static void check_secrets(const struct ag_config *cfg, struct ag_check_report *rep)
 {
 	struct op_buf open_ = OP_BUF_INIT;
@@ -541,6 +547,7 @@ static void check_secrets(const struct ag_config *cfg, struct ag_check_report *r
 	op_buf_release(&open_);
 }
 
+/* Where systemd runs, the unit must be active (and enabled). */
 static void check_service(const struct ag_config *cfg, struct ag_check_report *rep)
 {
 	char active[64], enabled[64], fix[PATH_MAX + 64];

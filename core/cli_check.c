@@ -35,6 +35,7 @@ static void lower(char *s)
 			*s = (char)(*s - 'A' + 'a');
 }
 
+/* Runs ag_checks_run and prints its report as lines or JSON; exit 1 on any FAIL. */
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {

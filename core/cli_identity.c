@@ -75,6 +75,7 @@ static void rotate_usage(FILE *f)
 		"plane unreachable or untrusted.\n");
 }
 
+/* Loads the config and runs ag_rotate_cert_ex, printing the outcome or the FATAL line. */
 int cmd_rotate_cert(int argc, char **argv)
 {
 	static const struct option opts[] = {

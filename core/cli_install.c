@@ -340,6 +340,7 @@ static int refuse_existing(struct inst *in)
 	return AG_EXIT_OK;
 }
 
+/* Creates the config, state, workspace and cache dirs, remembering what it made. */
 static int make_dirs(struct inst *in)
 {
 	static const mode_t modes[N_DIRS] = {0755, 0700, 0700, 0750};
@@ -381,6 +382,7 @@ static int make_dirs(struct inst *in)
 	return AG_EXIT_OK;
 }
 
+/* Keeps --ca-cert (checked to be a PEM certificate) as STATE/server-ca.crt. */
 static int copy_server_ca(struct inst *in)
 {
 	struct op_error err = {0};
@@ -583,6 +585,7 @@ static void enabled_from(const struct dc_result *found, struct ag_strlist *out,
 	}
 }
 
+/* Enrolls with the plugins found, recording in agent.json what install created. */
 static int enroll(struct inst *in, const cJSON *plugins, struct ag_enrollment *got)
 {
 	struct ag_enroll_req req;
@@ -613,6 +616,7 @@ static int enroll(struct inst *in, const cJSON *plugins, struct ag_enrollment *g
 	return AG_EXIT_OK;
 }
 
+/* The systemd service where it applies; otherwise how to start the agent. */
 static int setup_service(struct inst *in)
 {
 	struct ag_service_spec spec;
@@ -654,6 +658,8 @@ static int setup_service(struct inst *in)
 	return rc;
 }
 
+/* Parses the options, then: token, config, checks, user, dirs, CA, plugins, config file,
+ * enrollment, owners, service. Any failure before the enrollment undoes what was written. */
 int cmd_install(int argc, char **argv)
 {
 	enum { O_CP = 256, O_TOKEN, O_TOKEN_FILE, O_CA, O_INSECURE, O_POOL, O_ENV, O_TAGS,

@@ -89,6 +89,8 @@ static op_rc empty_dir(const char *dir, const char *log, struct op_error *err)
 	return rc;
 }
 
+/* Deregisters, stops the service, removes config and identity, then (without --keep-state)
+ * the workspaces, caches and dirs install created; logs stay. */
 int cmd_uninstall(int argc, char **argv)
 {
 	enum { O_KEEP = 256, O_NO_SERVICE };

@@ -266,6 +266,7 @@ static const char *go_arch(const char *machine)
 	return machine;
 }
 
+/* The body of POST /agent/enroll: token, CSR, what the host is and what it serves. */
 static cJSON *enroll_body(const struct ag_enroll_req *req, const char *csr, const char *hostname)
 {
 	const struct ag_config *cfg = req->cfg;
