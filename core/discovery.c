@@ -302,6 +302,8 @@ static long scan_once(const struct dc_options *o, struct scan_item *items, size_
 			const char *payload;
 			size_t plen;
 
+			if (got == 0 && proc.pidfd < 0)
+				fds[2].revents = POLLIN; /* no pidfd: EOF means it is exiting */
 			if (got > 0 && op_buf_append(&in, chunk, (size_t)got) == 0) {
 				while ((used = fr_parse(&in, &type, &payload, &plen)) > 0) {
 					if (type == FR_SCAN_BEGIN) {

@@ -36,6 +36,10 @@ enum fr_type {
 	FR_RECORD = 22	     /* a progress record, a JSON object (ABI 1.1 record) */
 };
 
+/* The worker's own exit codes, chosen apart from what plugins commonly exit() with. */
+#define WK_EXIT_LOAD_FAILED 123 /* the plugin did not load or initialise (FR_LOAD_ERROR says why) */
+#define WK_EXIT_PROTOCOL 124	/* a frame could not be read or parsed: broken channel, no memory */
+
 /* Frames larger than this are a protocol error (a result that large must be an artifact). */
 #define FR_MAX (16u * 1024 * 1024)
 

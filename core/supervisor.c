@@ -873,6 +873,11 @@ static void finish_from_exit(struct sv_worker *w)
 			strncat(msg, used, sizeof(msg) - strlen(msg) - 1);
 			strncat(msg, " (workers.memory_limit)", sizeof(msg) - strlen(msg) - 1);
 		}
+	} else if (WIFEXITED(w->status) && WEXITSTATUS(w->status) == WK_EXIT_PROTOCOL) {
+		snprintf(msg, sizeof(msg),
+			 "the worker for plugin %s could not read its task: out of memory%s, or a "
+			 "broken channel to the agent",
+			 w->plugin->name, limit ? " (workers.memory_limit)" : "");
 	} else if (WIFEXITED(w->status)) {
 		snprintf(msg, sizeof(msg),
 			 "plugin %s ended the worker with %s before finishing the task (it called exit())",
@@ -1487,6 +1492,8 @@ int sv_timeout_ms(struct sv *sv)
 			return 0; /* cleanup pending */
 		if (w->state == WS_SPAWNING)
 			continue;
+		if (w->proc.pidfd < 0)
+			next = min_timer(next, now + 0.02); /* no pidfd: poll for its exit */
 		next = min_timer(next, w->kill_at);
 		if (w->state == WS_STARTING)
 			next = min_timer(next, w->start_deadline);
@@ -1515,6 +1522,11 @@ void sv_tick(struct sv *sv)
 
 		if (w->exited || w->state == WS_SPAWNING)
 			continue;
+		if (w->proc.pidfd < 0) {
+			on_exit_(w); /* waitpid(WNOHANG): returns at once while it runs */
+			if (w->exited)
+				continue;
+		}
 		if (j && j->deadline && !j->timed_out && now >= j->deadline) {
 			j->timed_out = true;
 			kill_worker(w, SIGTERM);

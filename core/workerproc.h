@@ -11,7 +11,7 @@
 
 struct wk_proc {
 	pid_t pid;
-	int pidfd; /* readable when the process has exited */
+	int pidfd; /* readable when the process has exited; -1 where pidfd_open is missing */
 	int sock;  /* our end of the socketpair (non-blocking when asked) */
 	int out;   /* read end of the worker's stdout+stderr pipe */
 };

@@ -36,8 +36,8 @@
 #include "plugin_load.h"
 #include "schema.h"
 
-#define EXIT_LOAD_FAILED 3
-#define EXIT_PROTOCOL 4
+#define EXIT_LOAD_FAILED WK_EXIT_LOAD_FAILED
+#define EXIT_PROTOCOL WK_EXIT_PROTOCOL
 
 struct outpost_ctx {
 	int unused;
