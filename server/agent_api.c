@@ -625,6 +625,7 @@ static void waiter_remove(struct srv *s, struct waiter *w)
 	if (w->closed)
 		event_free(w->closed);
 	cJSON_Delete(w->types);
+	cJSON_free(w->types_key);
 	w->r->waiter = NULL;
 	free(w);
 }
@@ -724,6 +725,7 @@ static void leases_done(struct rq *r)
 	if (w->slots > s->cfg.max_slots)
 		w->slots = s->cfg.max_slots;
 	w->types = r->work;
+	w->types_key = cJSON_PrintUnformatted(w->types);
 	r->work = NULL;
 	r->waiter = w;
 	w->timer = evtimer_new(s->base, waiter_timeout, w);
@@ -756,22 +758,23 @@ static void dispatch_run(struct dbjob *j, struct store *st)
 {
 	struct dispatch *d = (struct dispatch *)j;
 	int64_t now = srv_now_ms();
-	cJSON *empty = cJSON_CreateArray(); /* type lists known to have nothing queued */
+	/* type lists known to have nothing queued: most waiters share one or a few */
+	const char *empty[16];
+	size_t nempty = 0;
 
 	for (size_t i = 0; i < d->n; i++) {
 		struct rq *r = d->ws[i]->r;
 		cJSON *agent = NULL, *leases;
-		char *key = cJSON_PrintUnformatted(d->ws[i]->types);
-		bool wake = false;
+		const char *key = d->ws[i]->types_key;
+		bool wake = false, skip = false;
 
-		if (key && srv_jstrings_contains(empty, key)) {
-			cJSON_free(key);
+		for (size_t k = 0; key && k < nempty && !skip; k++)
+			skip = strcmp(empty[k], key) == 0;
+		if (skip)
 			continue;
-		}
 		if (store_get_cols(st, T_AGENTS, r->agent_id, AGENT_AUTH_COLS, &agent) != OP_OK ||
 		    !str_eq(srv_jstr(agent, "state"), "active")) {
 			cJSON_Delete(agent);
-			cJSON_free(key);
 			continue;
 		}
 		leases = tasks_acquire(d->s, st, agent, d->ws[i]->slots, d->ws[i]->types, now, &wake);
@@ -788,16 +791,14 @@ static void dispatch_run(struct dbjob *j, struct store *st)
 						  {"type", SO_IN, d->ws[i]->types}};
 
 			if (st->ops->count(st, T_TASKS, c, 2, NULL, &cnt) == OP_OK &&
-			    srv_jint(cnt, "count", 1) == 0 && key)
-				cJSON_AddItemToArray(empty, cJSON_CreateString(key));
+			    srv_jint(cnt, "count", 1) == 0 && key && nempty < OP_ARRAY_LEN(empty))
+				empty[nempty++] = key;
 			cJSON_Delete(cnt);
 			cJSON_Delete(tq);
 			cJSON_Delete(leases);
 		}
 		cJSON_Delete(agent);
-		cJSON_free(key);
 	}
-	cJSON_Delete(empty);
 }
 
 static void kick(struct srv *s);

@@ -609,6 +609,38 @@ static int compile_schemas(struct route *routes, size_t n, struct op_error *err)
 	return 0;
 }
 
+static struct srv *accept_srv; /* the listener's own argument belongs to evhttp */
+
+static void accept_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv *s = arg;
+
+	if (s->listener && !s->stopping)
+		evconnlistener_enable(s->listener);
+}
+
+/* accept() failed, usually EMFILE: out of descriptors. The listener would be woken again at
+ * once and spin; pause it for 200 ms instead, and say so (at most every 10 s). */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct srv *s = accept_srv;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, 200000};
+
+	if (srv_mono_us() - s->accept_warned_us > 10 * 1000000LL) {
+		s->accept_warned_us = srv_mono_us();
+		op_log_warn("server",
+			    "cannot accept connections: %s (raise LimitNOFILE / ulimit -n; the server "
+			    "uses one descriptor per agent connection)",
+			    evutil_socket_error_to_string(e));
+	}
+	evconnlistener_disable(l);
+	if (s->accept_ev == NULL)
+		s->accept_ev = evtimer_new(s->base, accept_again, s);
+	if (s->accept_ev)
+		evtimer_add(s->accept_ev, &tv);
+}
+
 op_rc srv_http_start(struct srv *s, struct op_error *err)
 {
 	struct sockaddr_storage ss;
@@ -635,6 +667,8 @@ op_rc srv_http_start(struct srv *s, struct op_error *err)
 	if (s->listener == NULL)
 		return op_fail(err, OP_ENET, "cannot listen on %s: %s", s->cfg.listen,
 			       strerror(errno));
+	accept_srv = s;
+	evconnlistener_set_error_cb(s->listener, on_accept_error);
 	fd = evconnlistener_get_fd(s->listener);
 	/* Accepted sockets inherit TCP_NODELAY on Linux: small JSON replies go out at once. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -658,6 +692,10 @@ op_rc srv_http_start(struct srv *s, struct op_error *err)
 
 void srv_http_stop(struct srv *s)
 {
+	if (s->accept_ev) {
+		event_free(s->accept_ev);
+		s->accept_ev = NULL;
+	}
 	if (s->http) {
 		evhttp_free(s->http); /* frees the bound listener too */
 		s->http = NULL;

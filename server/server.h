@@ -103,6 +103,7 @@ struct waiter {
 	bool expired;	/* its time ran out while a dispatch job held it */
 	int slots;
 	cJSON *types;
+	char *types_key; /* TYPES printed: waiters with the same list share a "nothing queued" */
 };
 
 struct srv {
@@ -125,6 +126,8 @@ struct srv {
 	bool dispatching, dispatch_again;
 
 	struct event *reap_ev, *sigterm_ev, *sigint_ev, *stop_ev;
+	struct event *accept_ev; /* re-enables accepting after running out of descriptors */
+	int64_t accept_warned_us;
 	bool reaping;
 	bool stopping;
 	int inflight; /* requests received and not yet answered (parked ones included) */
