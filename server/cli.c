@@ -560,9 +560,12 @@ static int cmd_token(struct cli *c, int argc, char **argv)
 			char exp[64];
 
 			cell(cJSON_GetObjectItemCaseSensitive(resp, "expires_at"), exp, sizeof(exp));
-			fprintf(stderr, "enrollment token %s: uses %lld, expires %s (shown once below)\n",
+			fprintf(stderr, "enrollment token %s: uses %lld, expires %s (shown once below)\n"
+					"enroll a host with: outpost-agent install --control-plane %s "
+					"--token-file FILE%s%s\n",
 				srv_jstr(resp, "id"), (long long)srv_jint(resp, "uses_max", 1),
-				strcmp(exp, "-") == 0 ? "never" : exp);
+				strcmp(exp, "-") == 0 ? "never" : exp, c->server,
+				c->ca_file[0] ? " --ca-cert " : "", c->ca_file);
 			printf("%s\n", srv_jstr(resp, "token"));
 		}
 	} else if (strcmp(sub, "list") == 0) {
