@@ -16,8 +16,8 @@ agents=10000 interval=15
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --agents) agents=$2; args+=("$1" "$2"); shift ;;
-    --interval) interval=$2; args+=("$1" "$2"); shift ;;
+    --agents) agents=$2; shift ;;
+    --interval) interval=$2; shift ;;
     --cycles-alone) args+=("$1") ;;
     --duration|--workers|--tasks|--cycle-time) args+=("$1" "$2"); shift ;;
     -h|--help) sed -n '3,10p' "$0"; exit 0 ;;
@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+args+=(--agents "$agents" --interval "$interval")
 T=$(mktemp -d /tmp/outpost-bench-server.XXXXXX)
 pid=
 cleanup() {
