@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,8 @@ static op_rc io_fail(struct op_error *err, const char *what, const char *path)
 		       what, path, strerror(e));
 }
 
-op_rc op_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			   struct op_error *err)
+static op_rc write_replace(const char *path, const void *data, size_t len, mode_t mode,
+			   bool durable, struct op_error *err)
 {
 	char tmp[PATH_MAX];
 	const char *p = data;
@@ -74,7 +75,7 @@ op_rc op_write_file_atomic(const char *path, const void *data, size_t len, mode_
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fdatasync(fd) < 0) {
 		rc = io_fail(err, "fsync", tmp);
 		goto out;
 	}
@@ -88,7 +89,7 @@ op_rc op_write_file_atomic(const char *path, const void *data, size_t len, mode_
 		rc = io_fail(err, "rename to", path);
 		goto out;
 	}
-	if (op_fsync_parent(path) < 0)
+	if (durable && op_fsync_parent(path) < 0)
 		rc = io_fail(err, "fsync the directory of", path);
 out:
 	if (fd >= 0)
@@ -96,6 +97,18 @@ out:
 	if (rc != OP_OK)
 		unlink(tmp);
 	return rc;
+}
+
+op_rc op_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			   struct op_error *err)
+{
+	return write_replace(path, data, len, mode, true, err);
+}
+
+op_rc op_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+			    struct op_error *err)
+{
+	return write_replace(path, data, len, mode, false, err);
 }
 
 op_rc op_read_file(const char *path, size_t max, struct op_buf *out, struct op_error *err)

@@ -12,6 +12,10 @@
 /* Replaces PATH with DATA atomically and durably, created with MODE. ENOSPC → OP_ENOSPC. */
 op_rc op_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			   struct op_error *err);
+/* The same, atomic (write, rename) but not synced: survives a crash of the process, not of
+ * the machine. For records whose loss only costs time (a lease record: its lease expires). */
+op_rc op_write_file_replace(const char *path, const void *data, size_t len, mode_t mode,
+			    struct op_error *err);
 /* Reads PATH whole into OUT (appending), refusing files over MAX bytes. */
 op_rc op_read_file(const char *path, size_t max, struct op_buf *out, struct op_error *err);
 /* mkdir -p with MODE for the directories it creates. */

@@ -540,6 +540,11 @@ static void on_done(void *ud, const struct sv_outcome *o)
 	t->state = T_FINISHING;
 	t->finishing_since = ag_now();
 	log_flush(t, true);
+	if (t->log.len == 0 && t->log_call == NULL && cJSON_GetArraySize(t->records) == 0) {
+		/* Nothing left to stream: report now, not at the loop's next turn. */
+		t->state = T_COMPLETING;
+		start_delivery(t);
+	}
 }
 
 /* ---- taking a lease ---------------------------------------------------------------------- */
@@ -851,7 +856,9 @@ double lease_next_timer(const struct agent *ag)
 				next = due;
 		}
 		if (t->state == T_FINISHING) {
-			double due = t->finishing_since + FINISH_WAIT_S;
+			double due = t->log.len == 0 && t->log_call == NULL
+					     ? ag_now()
+					     : t->finishing_since + FINISH_WAIT_S;
 
 			if (next == 0 || due < next)
 				next = due;

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ op_rc ob_init(const char *state_dir, struct op_error *err)
 }
 
 static op_rc put(const char *state_dir, const char *sub, const char *id, const cJSON *doc,
-		 struct op_error *err)
+		 bool durable, struct op_error *err)
 {
 	char path[PATH_MAX], *text;
 	op_rc rc;
@@ -56,7 +57,8 @@ static op_rc put(const char *state_dir, const char *sub, const char *id, const c
 	if (text == NULL)
 		return op_fail(err, OP_ENOMEM, "out of memory");
 	path_of(state_dir, sub, id, path, sizeof(path));
-	rc = op_write_file_atomic(path, text, strlen(text), 0600, err);
+	rc = durable ? op_write_file_atomic(path, text, strlen(text), 0600, err)
+		     : op_write_file_replace(path, text, strlen(text), 0600, err);
 	cJSON_free(text);
 	return rc;
 }
@@ -67,15 +69,18 @@ static void drop(const char *state_dir, const char *sub, const char *id)
 
 	if (!safe_id(id))
 		return;
+	/* Not synced: a removal a power loss undoes only makes a message go out twice, and the
+	 * control plane acknowledges replays. */
 	path_of(state_dir, sub, id, path, sizeof(path));
-	if (unlink(path) == 0)
-		(void)op_fsync_parent(path);
+	(void)unlink(path);
 }
 
 op_rc ob_lease_begin(const char *state_dir, const char *lease_id, const cJSON *record,
 		     struct op_error *err)
 {
-	return put(state_dir, "leases", lease_id, record, err);
+	/* Not synced: lost in a power cut, the lease just expires and is requeued (its TTL),
+	 * which is all the record would have saved. A process crash keeps it. */
+	return put(state_dir, "leases", lease_id, record, false, err);
 }
 
 void ob_lease_end(const char *state_dir, const char *lease_id)
@@ -85,7 +90,7 @@ void ob_lease_end(const char *state_dir, const char *lease_id)
 
 op_rc ob_put(const char *state_dir, const char *lease_id, const cJSON *msg, struct op_error *err)
 {
-	return put(state_dir, "outbox", lease_id, msg, err);
+	return put(state_dir, "outbox", lease_id, msg, true, err);
 }
 
 void ob_ack(const char *state_dir, const char *lease_id)
