@@ -407,17 +407,6 @@ int op_schema_apply_defaults(const cJSON *schema, cJSON *instance)
 {
 	const cJSON *props, *ps;
 
-	if (cJSON_IsArray(instance)) {
-		const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
-		cJSON *item;
-
-		cJSON_ArrayForEach(item, instance)
-		{
-			if (items && op_schema_apply_defaults(items, item) < 0)
-				return -1;
-		}
-		return 0;
-	}
 	if (!cJSON_IsObject(instance))
 		return 0;
 	props = cJSON_GetObjectItemCaseSensitive(schema, "properties");

@@ -25,7 +25,9 @@ int op_schema_check(const cJSON *schema, char *err, size_t errlen);
 int op_schema_validate(const cJSON *schema, const cJSON *instance, const char *root, char *err,
 		       size_t errlen);
 
-/* Adds the schema's defaults for absent object members, recursively. Returns 0 or -1 (OOM). */
+/* Adds the schema's defaults for absent object members, recursively through nested objects
+ * (not into array items: a plugin with per-item defaults, http.batch's say, merges its own).
+ * Returns 0 or -1 (OOM). */
 int op_schema_apply_defaults(const cJSON *schema, cJSON *instance);
 
 #endif

@@ -272,3 +272,16 @@ t_ag_install() {
   AG_STATE=$T/$name/state
   AG_ID=$(t_json "$AG_STATE/agent.json" .agent_id)
 }
+
+# Workers a test started, told apart from other tests' by an environment marker: run the agent
+# with OUTPOST_TEST_MARK=$T and `env_allow: [OUTPOST_TEST_MARK]` in the plugin's settings.
+# t_marked_pids [MARK] prints the live processes that carry OUTPOST_TEST_MARK=MARK (default $T;
+# zombies count as gone).
+t_marked_pids() {
+  local f p mark=${1:-$T}
+  for f in /proc/[0-9]*/environ; do
+    p=${f#/proc/}; p=${p%/environ}
+    grep -qsaz "^OUTPOST_TEST_MARK=$mark\$" "$f" 2>/dev/null && ! t_proc_gone "$p" && echo "$p"
+  done
+  return 0
+}

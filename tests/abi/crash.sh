@@ -8,7 +8,11 @@
 P=$T/plugins
 t_plugin_dir "$P" testkit
 A=$OUTPOST_AGENT
+export OUTPOST_TEST_MARK=$T
 cat >"$T/cfg.yaml" <<YAML
+plugins:
+  config:
+    testkit: {env_allow: [OUTPOST_TEST_MARK]}
 workers:
   grace: 1s
   memory_limit: 128MiB
@@ -60,5 +64,5 @@ t_expect_eq 1 "$rc" "exit code after SIGINT"
 t_expect_contains "$T/c.err" "ERROR: task cancelled: stopped after"
 
 # no worker left anywhere
-! pgrep -f "outpost-worker --fd 3 testkit" >/dev/null || { pgrep -af outpost-worker >&2; t_fail "a worker survived"; }
+[ -z "$(t_marked_pids)" ] || t_fail "a worker survived: $(t_marked_pids)"
 echo ok

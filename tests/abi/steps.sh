@@ -6,6 +6,13 @@
 P=$T/plugins
 t_plugin_dir "$P" testkit template old_minor
 A=$OUTPOST_AGENT
+cat >"$T/mark.yaml" <<YAML
+plugins:
+  config:
+    testkit: {env_allow: [OUTPOST_TEST_MARK]}
+    template: {env_allow: [OUTPOST_TEST_MARK]}
+YAML
+export OUTPOST_TEST_MARK=$T
 
 t_task "$T/t.json" testkit.run '{"action": "call", "type": "template.echo", "params": {"name": "Ada", "times": 2}}'
 "$A" plugin run --task "$T/t.json" --plugins-dir "$P" >"$T/o.json" 2>"$T/o.err" || { cat "$T/o.err" >&2; t_fail "the step task failed"; }
@@ -41,7 +48,7 @@ t_run 0 "$T/o" "$A" plugin run --task "$T/t.json" --plugins-dir "$P"
 
 # Cancel (SIGINT) reaches a running step.
 t_task "$T/t.json" testkit.run '{"action": "call", "type": "testkit.run", "params": {"action": "sleep", "for": "30s"}}' 60s
-"$A" plugin run --task "$T/t.json" --plugins-dir "$P" >"$T/c.json" 2>"$T/c.err" &
+"$A" plugin run --task "$T/t.json" --plugins-dir "$P" --config "$T/mark.yaml" >"$T/c.json" 2>"$T/c.err" &
 pid=$!
 sleep 1
 kill -INT $pid
@@ -49,5 +56,5 @@ start=$(date +%s)
 wait $pid || true
 [ $(( $(date +%s) - start )) -le 5 ] || t_fail "the cancelled step did not stop promptly"
 t_expect_eq cancelled "$(t_json "$T/c.json" .result.step.status)"
-! pgrep -f "outpost-worker --fd 3 testkit" >/dev/null || t_fail "a worker survived the cancel"
+[ -z "$(t_marked_pids)" ] || t_fail "a worker survived the cancel: $(t_marked_pids)"
 echo ok

@@ -35,6 +35,8 @@ log:
   level: debug
 plugins:
   dir: $P
+  config:
+    testkit: {env_allow: [OUTPOST_TEST_MARK]}
 workers:
   grace: 1s
 $extra
@@ -46,7 +48,8 @@ YAML
 ta_start() {
   local name=$1 d=$T/agents/$1 pid i
   shift
-  "$OUTPOST_AGENT" run --config "$d/config.yaml" "$@" >>"$d/agent.log" 2>&1 &
+  # Its workers carry OUTPOST_TEST_MARK=$d: t_marked_pids "$d" finds them.
+  OUTPOST_TEST_MARK=$d "$OUTPOST_AGENT" run --config "$d/config.yaml" "$@" >>"$d/agent.log" 2>&1 &
   pid=$!
   t_track "$pid"
   eval "AGENT_PID_$name=$pid"

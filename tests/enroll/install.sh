@@ -137,19 +137,24 @@ if [ "$(id -u)" = 0 ]; then
   cp "$(t_ag_token)" "$T/nr/token"
   chown -R nobody: "$T/nr"
   as_nobody() { setpriv --reuid nobody --regid "$(id -g nobody)" --clear-groups env HOME=/ "$@"; }
-  t_run 0 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
+  # The build may sit where nobody cannot reach it (CI clones into /root): copies it can run.
+  mkdir -p "$T/nrbin"
+  cp "$OUTPOST_AGENT" "$OUTPOST_WORKER" "$T/nrbin/"
+  chmod 755 "$T/nrbin" "$T/nrbin/"*
+  NRAGENT=$T/nrbin/outpost-agent
+  t_run 0 "$T/o" as_nobody "$NRAGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
     --ca-cert "$T/nr/ca.crt" --config-dir "$T/nr/etc" --state-dir "$T/nr/state" --plugins-dir "$T/plugins"
   t_expect_contains "$T/o" "enrolled as agt_"
   t_expect_contains "$T/o" "start the agent with:"
   t_expect_contains "$T/nr/etc/config.yaml" 'user: "nobody"'
   t_expect_eq nobody "$(stat -c %U "$T/nr/state/agent.key")" "agent.key owner"
-  t_run 0 "$T/c" as_nobody "$OUTPOST_AGENT" check --config "$T/nr/etc/config.yaml"
+  t_run 0 "$T/c" as_nobody "$NRAGENT" check --config "$T/nr/etc/config.yaml"
   t_expect_contains "$T/c" "OK    state-dir      $T/nr/state is writable by nobody"
   # a user cannot install for another, nor write the default /etc/outpost-agent
-  t_run 2 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
+  t_run 2 "$T/o" as_nobody "$NRAGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \
     --user root --config-dir "$T/nr/etc2" --state-dir "$T/nr/state2"
   t_expect_contains "$T/o" "only root can install an agent for another user"
-  t_run 2 "$T/o" as_nobody "$OUTPOST_AGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token"
+  t_run 2 "$T/o" as_nobody "$NRAGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token"
   t_expect_contains "$T/o" "cannot create directory /etc/outpost-agent: Permission denied"
   t_expect_contains "$T/o" "choose directories you can write with --config-dir and --state-dir"
   n_agents=9
