@@ -34,7 +34,7 @@ int main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	sleep((unsigned)atoi(argv[3])); /* a bench tool: the argument is ours */
+	sleep((unsigned)strtoul(argv[3], NULL, 10));
 	curl_easy_cleanup(h);
 	curl_global_cleanup();
 	return 0;

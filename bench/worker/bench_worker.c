@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 			       dir[] = "/tmp/outpost-bench-plugins.XXXXXX";
 	struct stats floor;
 	struct sv *sv_spare = NULL;
-	int runs = argc > 5 ? atoi(argv[5]) : 1000;
+	int runs = argc > 5 ? (int)strtol(argv[5], NULL, 10) : 1000;
 
 	if (argc < 5) {
 		fprintf(stderr, "usage: bench_worker WORKER PLUGINS_DIR TRUE TRUE_FAT [RUNS]\n");

@@ -22,7 +22,7 @@ static int setup(void **state)
 	int fd;
 
 	(void)state;
-	strcpy(path, "/tmp/outpost-config-XXXXXX");
+	snprintf(path, sizeof(path), "/tmp/outpost-config-XXXXXX");
 	fd = mkstemp(path);
 	if (fd < 0)
 		return -1;
