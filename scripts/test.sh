@@ -28,7 +28,7 @@ scripts/deps.sh
 jobs=$(nproc)
 cmake_args=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ $sanitize = 1 ]; then
-  cmake_args+=(-DOUTPOST_SANITIZE=ON -DCMAKE_C_COMPILER=clang)
+  cmake_args+=(-DOUTPOST_SANITIZE=ON -DOUTPOST_FUZZ=ON -DCMAKE_C_COMPILER=clang)
 fi
 cmake "${cmake_args[@]}" >/dev/null
 cmake --build "$build" -j "$jobs"
