@@ -28,7 +28,7 @@ http_run 1 trickle-timeout http.request "{\"url\": \"$U/trickle?n=20&delay=0.1\"
 t_expect_contains "$(http_field "$R" .error)" "GET $U/trickle?n=20&delay=0.1: timed out after 700ms (params.timeout) with "
 DEAD=$(http_free_port)
 http_run 1 refused http.request "{\"url\": \"http://127.0.0.1:$DEAD/x\"}"
-http_expect_error refused "GET http://127.0.0.1:$DEAD/x: cannot connect to 127.0.0.1 port $DEAD (127.0.0.1): Connection refused; check that the service listens there and that firewalls and allowlists on the way let this agent's address 127.0.0.1 through"
+http_expect_error refused "GET http://127.0.0.1:$DEAD/x: cannot connect to 127.0.0.1 port $DEAD: Connection refused; check that the service listens there and that firewalls and allowlists on the way let this agent's address 127.0.0.1 through"
 BH=$(http_free_port)
 "$HTTP_PY" "$HTTP_DIR/blackhole.py" "$BH" >"$T/bh.out" 2>&1 &
 t_track $!
