@@ -15,6 +15,8 @@ PACKAGES=(
   dpkg-dev file
   # benchmarks
   hyperfine wrk
+  # packaging and help tests: man pages, bash completion
+  man-db bash-completion
 )
 
 missing=()

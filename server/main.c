@@ -47,7 +47,7 @@ static void usage(FILE *f)
 		"  token create|list|revoke          enrollment tokens\n"
 		"  admin-token create|list|revoke    named admin tokens\n"
 		"  agents list|show|drain|undrain|revoke|delete\n"
-		"  task submit|show|logs|list|cancel|resolve\n"
+		"  task submit|show|logs|list|cancel|resolve|artifacts|artifact\n"
 		"  cr create|approve|reject|show|list  change requests\n"
 		"  settings show|set                 e.g. the recommended agent version\n"
 		"  audit list                        who did what, when, from where\n"
