@@ -72,7 +72,9 @@ static bool dir_empty_or_missing(const char *path)
 	if (d == NULL)
 		return errno == ENOENT;
 	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+		/* A lock left by a serve that found nothing to serve does not count. */
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, SRV_LOCK_FILE) != 0) {
 			empty = false;
 			break;
 		}
@@ -304,6 +306,15 @@ static int cmd_serve(int argc, char **argv)
 	if (realpath(dir, s->cfg.data_dir) == NULL) {
 		fprintf(stderr, "outpost-server serve: data directory %s: %s (create it with outpost-server init)\n",
 			dir, strerror(errno));
+		free(s);
+		return EXIT_FAIL;
+	}
+	snprintf(path, sizeof(path), "%s/%s", s->cfg.data_dir, PKI_CA_CERT);
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr,
+			"outpost-server serve: %s is not initialized (no %s): run outpost-server init "
+			"--data-dir %s first\n",
+			s->cfg.data_dir, PKI_CA_CERT, s->cfg.data_dir);
 		free(s);
 		return EXIT_FAIL;
 	}

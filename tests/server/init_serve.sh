@@ -79,4 +79,12 @@ t_expect_contains "$T/server.log" "INFO server: stopped"
 # the access log has the requests and no token
 t_expect_contains "$T/server.log" "INFO access: 127.0.0.1 GET /health 200"
 t_expect_not_contains "$T/server.log" "$SRV_ADMIN_TOKEN"
+
+# serve on a directory init never made: refused before anything is written, so init still works
+mkdir -p "$T/fresh"
+t_run 1 "$T/o" "$S" serve --data-dir "$T/fresh" --listen 127.0.0.1:$(t_free_port)
+t_expect_contains "$T/o" "outpost-server serve: $(realpath "$T/fresh") is not initialized (no ca.crt): run outpost-server init --data-dir $(realpath "$T/fresh") first"
+[ -z "$(ls -A "$T/fresh")" ] || t_fail "serve wrote into an uninitialized directory: $(ls -A "$T/fresh")"
+: >"$T/fresh/server.lock" # as an older serve left it
+t_run 0 "$T/o" "$S" init --data-dir "$T/fresh" --listen 127.0.0.1:$(t_free_port)
 echo PASS
