@@ -168,11 +168,60 @@ PY
   [ "$state" = succeeded ]
 }
 
-# change_request: a change request made, approved by another person, applied by the agent.
+# change_request: a change request (the bundled change type put-file: replace the web server's
+# page, with a backup) made by admin, approved by another person (alice), applied by the agent.
 change_request() {
-  say "A change request"
-  warn "not wired yet"
-  return 1
+  local agent_id cr task state i
+  say "A change request: put a new page on the web server (bundled change type put-file)"
+  agent_id=$(json_get "$D/agent/state/agent.json" 'd["agent_id"]')
+  # The agent reports its change types with a heartbeat after start.
+  for ((i = 0; i < 100; i++)); do
+    srv agents show "$agent_id" --json >"$D/agent-show.json" 2>/dev/null &&
+      grep -q '"put-file"' "$D/agent-show.json" && break
+    sleep 0.1
+  done
+  [ $i -lt 100 ] || { warn "the agent did not report the change type put-file"; return 1; }
+  cat >"$D/cr.yaml" <<EOF
+title: publish the new welcome page
+change_type: put-file
+target_agent: $agent_id
+params:
+  path: $D/www/hello.txt
+  content: "hello from a change request, approved by alice\n"
+  mode: "0644"
+timeout: 2m
+EOF
+  note "\$ outpost-server cr create --file cr.yaml        # by admin: change_type put-file, target $agent_id"
+  cr=$(srv cr create --file "$D/cr.yaml" 2>"$D/cr.err") || { cat "$D/cr.err" >&2; return 1; }
+  note "$(cat "$D/cr.err")"
+  note "\$ outpost-server cr show $cr                  # nothing runs before approval:"
+  srv cr show "$cr" 2>&1 | sed 's/^/      /'
+  # The requester cannot approve their own change request: another admin token does.
+  srv admin-token create --name alice --description "demo approver" >"$D/alice.token" 2>/dev/null ||
+    { warn "admin-token create failed"; return 1; }
+  chmod 600 "$D/alice.token"
+  note "\$ outpost-server admin-token create --name alice; outpost-server cr approve $cr --token-file alice.token"
+  srv cr approve "$cr" --token-file "$D/alice.token" 2>&1 | sed 's/^/      /'
+  task=""
+  for ((i = 0; i < 50; i++)); do
+    srv cr show "$cr" --json >"$D/cr.json" 2>/dev/null
+    task=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])).get("task"); print((t.get("id") if isinstance(t, dict) else t) or "")' "$D/cr.json")
+    [ -n "$task" ] && break
+    sleep 0.1
+  done
+  [ -n "$task" ] || { warn "the approved change request has no task"; return 1; }
+  note "approved and signed; its task $task runs on the target (outpost-server task logs $task --follow):"
+  timeout 120 "$SERVER" task logs "$task" --follow --data-dir "$D/server" 2>&1 | sed 's/^/      | /' || true
+  srv task show "$task" --json >"$D/$task.json"
+  state=$(json_get "$D/$task.json" 'd["state"]')
+  note "\$ outpost-server cr show $cr                  # the step-by-step record:"
+  srv cr show "$cr" 2>&1 | awk '/^(state|approved by|task state) /; /^step record/ {p = 1} p' |
+    sed 's/^/      /'
+  if [ "$state" != succeeded ]; then
+    note "${R}$state${N}: $(json_get "$D/$task.json" 'd.get("error") or d.get("reason")')"
+    return 1
+  fi
+  note "${G}succeeded${N}; the page is now: $(cat "$D/www/hello.txt")"
 }
 
 # ---- 2. the control plane --------------------------------------------------------------------
@@ -232,11 +281,19 @@ c.commit()
 PY
 ssh-keygen -q -t ed25519 -N '' -C outpost-demo -f "$D/keys/id_ed25519"
 : >"$D/known_hosts"
+# The change plugin's bundled change types, from the source tree (a package installs them in
+# /usr/share/outpost/change-types), in a directory only this user can write.
+mkdir -p "$D/change-types"
+chmod 755 "$D/change-types"
+if [ -d "$SRC/plugins/change/types" ]; then
+  for f in "$SRC"/plugins/change/types/*.yaml; do install -m 644 "$f" "$D/change-types/"; done
+fi
 python3 - "$CFG" "$D" <<'PY'
 import sys
 cfg, d = sys.argv[1], sys.argv[2]
 text = open(cfg).read()
-extra = ("  config:\n    ssh:\n      known_hosts: \"%s/known_hosts\"\n" % d)
+extra = ("  config:\n    ssh:\n      known_hosts: \"%s/known_hosts\"\n"
+         "    change:\n      bundled_dir: \"%s/change-types\"\n" % (d, d))
 assert "\nplugins:\n" in text, "install wrote no plugins: section"
 text = text.replace("\nplugins:\n", "\nplugins:\n" + extra, 1)
 text += ("\n# Added by the demo: the key its ssh task logs in with, fenced to that host.\n"
@@ -245,7 +302,8 @@ text += ("\n# Added by the demo: the key its ssh task logs in with, fenced to th
          "log:\n  level: info\n" % d)
 open(cfg, "w").write(text)
 PY
-note "added to $CFG: plugins.config.ssh.known_hosts and the secret demo_ssh_key (docs/configuration.md)"
+note "added to $CFG: plugins.config.ssh.known_hosts, plugins.config.change.bundled_dir and the"
+note "secret demo_ssh_key (docs/configuration.md)"
 
 say "Running the agent"
 note "\$ outpost-agent run --config $CFG"

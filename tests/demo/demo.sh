@@ -30,6 +30,11 @@ demo_run() {
   if [ -f "$OUTPOST_BUILD_DIR/plugins/change.so" ]; then
     t_expect_contains "$out" "==> A change request"
     t_expect_not_contains "$out" "skipped: change request"
+    t_expect_contains "$out" "waiting for approval"
+    t_expect_contains "$out" "approved by        alice (1 of 1 needed)"
+    t_expect_contains "$out" 'apply "write the new file": ok'
+    t_expect_contains "$out" "succeeded; the page is now: hello from a change request, approved by alice"
+    [ "$(grep -c '    succeeded; result:' "$out")" -ge 3 ] || t_fail "$name: fewer than 3 tasks succeeded"
   else
     t_expect_contains "$out" "skipped: the change plugin (change.so) is not built"
   fi

@@ -163,8 +163,8 @@ docs = ["README.md"] + sorted(os.path.relpath(f, src) for f in glob.glob(src + "
 for doc in docs:
     text = open(src + "/" + doc).read()
     # command lines in code: indented blocks, fenced blocks and `inline code`
-    cands = re.findall(r"(?m)^(?: {4,}|\t)(?:\$ )?((?:sudo )?outpost-(?:agent|server) .*)$", text)
-    cands += re.findall(r"`((?:outpost-(?:agent|server)) [^`]*)`", text)
+    cands = re.findall(r"(?m)^(?: {4,}|\t)(?:\$ )?((?:sudo )?outpost-(?:agent|server) [a-z-].*)$", text)
+    cands += re.findall(r"`((?:outpost-(?:agent|server)) [a-z-][^`]*)`", text)
     for line in cands:
         line = line.split("  #")[0].split(" # ")[0].rstrip(" \\")
         line = re.sub(r"^sudo ", "", line)
@@ -197,6 +197,41 @@ for doc in docs:
                 if o not in known and o != "--help":
                     print(f"{doc}: {o} is not an option of {binary} {' '.join(words_for_help)}: {line}"); bad += 1
 print(f"checked the command lines of the docs: {bad} problem(s)")
+sys.exit(1 if bad else 0)
+PY
+# ---- the docs' links: every relative link and #anchor resolves ------------------------------------
+python3 - "$OUTPOST_SOURCE_DIR" <<'PY' || t_fail "broken links in the docs"
+import glob, os, re, sys
+src = sys.argv[1]
+def anchors(path):
+    out, seen = set(), {}
+    in_code = False
+    for line in open(path):
+        if line.startswith("```"):
+            in_code = not in_code
+        m = None if in_code else re.match(r"^#{1,6} (.*?)\s*$", line)
+        if m:
+            a = re.sub(r"[^\w\- ]", "", m.group(1).lower().replace("`", "")).replace(" ", "-")
+            n = seen.get(a, 0)
+            seen[a] = n + 1
+            out.add(a if n == 0 else "%s-%d" % (a, n))
+    return out
+bad = 0
+for doc in ["README.md"] + glob.glob(src + "/docs/*.md") + glob.glob(src + "/docs/plugins/*.md"):
+    path = doc if doc.startswith("/") else os.path.join(src, doc)
+    text = open(path).read()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        file, _, frag = target.partition("#")
+        dest = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
+        # README.md and the operations guide must be right; elsewhere a broken link is reported
+        mine = os.path.relpath(path, src) in ("README.md", "docs/operations.md")
+        what = "" if mine else "warning: "
+        if not os.path.exists(dest):
+            print("%s%s: link to a missing file: %s" % (what, os.path.relpath(path, src), target)); bad += mine
+        elif frag and dest.endswith(".md") and frag not in anchors(dest):
+            print("%s%s: no heading for #%s in %s" % (what, os.path.relpath(path, src), frag, os.path.relpath(dest, src))); bad += mine
 sys.exit(1 if bad else 0)
 PY
 echo PASS
