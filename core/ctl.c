@@ -308,16 +308,22 @@ static void ctl_usage(FILE *f, const char *command)
 	if (strcmp(command, "status") == 0)
 		fprintf(f, "usage: outpost-agent status [--config FILE] [--json]\n\n"
 			   "Shows the running agent's state, leases, last heartbeat and its latency, and\n"
-			   "certificate expiry, through its control socket.\n");
+			   "certificate expiry, through its control socket (STATE_DIR/control.sock, mode\n"
+			   "0600: run it as root or as the agent's user).\n\n"
+			   "  --config FILE  the agent config (default /etc/outpost-agent/config.yaml)\n"
+			   "  --json         one JSON object instead of the text\n");
+	else if (strcmp(command, "drain") == 0)
+		fprintf(f, "usage: outpost-agent drain [--config FILE]\n\n"
+			   "Drains the running agent through its control socket: it takes no new leases,\n"
+			   "keeps heartbeating (state draining) and lets running tasks finish. This lasts\n"
+			   "until `outpost-agent undrain` or the agent's restart; `outpost-server agents\n"
+			   "drain ID` drains it on the control plane instead, across restarts.\n\n"
+			   "  --config FILE  the agent config (default /etc/outpost-agent/config.yaml)\n");
 	else
-		fprintf(f,
-			"usage: outpost-agent %s [--config FILE]\n\n"
-			"%s the running agent through its control socket: %s\n",
-			command, strcmp(command, "drain") == 0 ? "Drains" : "Undrains",
-			strcmp(command, "drain") == 0
-				? "it takes no new leases, keeps heartbeating (state draining),\nand "
-				  "lets running tasks finish."
-				: "it takes leases again\n(unless the control plane drained it).");
+		fprintf(f, "usage: outpost-agent undrain [--config FILE]\n\n"
+			   "Undrains the running agent through its control socket: it takes leases again,\n"
+			   "unless the control plane drained it (then: outpost-server agents undrain ID).\n\n"
+			   "  --config FILE  the agent config (default /etc/outpost-agent/config.yaml)\n");
 	fprintf(f, "\nExit status: 0 done, 1 the agent is not reachable, 2 bad arguments.\n");
 }
 
