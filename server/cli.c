@@ -1351,6 +1351,67 @@ out:
 	return body;
 }
 
+/* One step record as a line: the change plugin's records (with "event") read as sentences,
+ * anything else prints as its JSON. */
+static void step_line(const cJSON *s, char *out, size_t size)
+{
+	const char *ev = srv_jstr(s, "event"), *st = srv_jstr(s, "status");
+	const char *action = srv_jstr(s, "action"), *v;
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "output"), *run, *a;
+	struct op_buf b = OP_BUF_INIT;
+
+	if (ev == NULL) {
+		cell(s, out, size);
+		return;
+	}
+	if (strcmp(ev, "refused") == 0) {
+		snprintf(out, size, "refused: %s", srv_jstr(s, "reason") ? srv_jstr(s, "reason") : "?");
+		return;
+	}
+	op_buf_printf(&b, "%lld %s \"%s\"%s%s%s", (long long)srv_jint(s, "index", 0),
+		      srv_jstr(s, "phase") ? srv_jstr(s, "phase") : "?",
+		      srv_jstr(s, "name") ? srv_jstr(s, "name") : "?",
+		      action && strcmp(action, "apply") != 0 ? " (" : "",
+		      action && strcmp(action, "apply") != 0 ? action : "",
+		      action && strcmp(action, "apply") != 0 ? ")" : "");
+	if (strcmp(ev, "start") == 0) {
+		op_buf_printf(&b, ": started (%s)", srv_jstr(s, "kind") ? srv_jstr(s, "kind") : "?");
+	} else if (strcmp(ev, "dry_run") == 0 && st && strcmp(st, "ok") == 0) {
+		run = cJSON_GetObjectItemCaseSensitive(s, "would_run");
+		if (srv_jstr(run, "type"))
+			op_buf_printf(&b, ": dry run, would run %s", srv_jstr(run, "type"));
+		else
+			op_buf_puts(&b, ": dry run, would run");
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(run, "argv"))
+		{
+			const char *t = cJSON_IsString(a) ? a->valuestring : "?";
+			int n = (int)strcspn(t, "\n");
+
+			op_buf_printf(&b, " %.*s%s", n, t, t[n] ? " ..." : "");
+		}
+	} else {
+		op_buf_printf(&b, ": %s%s", strcmp(ev, "dry_run") == 0 ? "dry run, " : "",
+			      st ? st : ev);
+		if (cJSON_GetObjectItemCaseSensitive(s, "duration"))
+			op_buf_printf(&b, " in %.3fs", srv_jnum(s, "duration", 0));
+		if (cJSON_GetObjectItemCaseSensitive(s, "exit_code"))
+			op_buf_printf(&b, ", exit %lld", (long long)srv_jint(s, "exit_code", 0));
+		if ((v = srv_jstr(s, "step_status")))
+			op_buf_printf(&b, ", step %s", v);
+		if (srv_jint(s, "attempts", 1) > 1)
+			op_buf_printf(&b, ", %lld attempts", (long long)srv_jint(s, "attempts", 1));
+		if ((v = srv_jstr(o, "sha256")))
+			op_buf_printf(&b, ", output %.19s... (%lld bytes)", v,
+				      (long long)srv_jint(o, "bytes", 0));
+		if ((v = srv_jstr(s, "reason")))
+			op_buf_printf(&b, " (%s)", v);
+		if ((v = srv_jstr(s, "error")))
+			op_buf_printf(&b, ": %s", v);
+	}
+	snprintf(out, size, "%s", b.data ? b.data : "");
+	op_buf_release(&b);
+}
+
 static void show_cr(const cJSON *cr)
 {
 	const cJSON *v, *def = cJSON_GetObjectItemCaseSensitive(cr, "definition");
@@ -1395,7 +1456,8 @@ static void show_cr(const cJSON *cr)
 		if (cJSON_IsString(v))
 			snprintf(one, sizeof(one), "%s", v->valuestring);
 		else if (srv_jstr(v, "name"))
-			snprintf(one, sizeof(one), "%s%s%s", srv_jstr(v, "name"),
+			snprintf(one, sizeof(one), "%s%s%s%s%s", srv_jstr(v, "phase") ? srv_jstr(v, "phase") : "",
+				 srv_jstr(v, "phase") ? ": " : "", srv_jstr(v, "name"),
 				 srv_jstr(v, "description") ? ": " : "",
 				 srv_jstr(v, "description") ? srv_jstr(v, "description") : "");
 		else
@@ -1408,7 +1470,7 @@ static void show_cr(const cJSON *cr)
 	{
 		const cJSON *s = cJSON_GetObjectItemCaseSensitive(v, "step");
 
-		cell(s, buf, sizeof(buf));
+		step_line(s, buf, sizeof(buf));
 		printf("%-18s [attempt %lld %s] %s%s\n", i++ == 0 ? "step record" : "",
 		       (long long)srv_jint(v, "attempt", 0),
 		       srv_jstr(v, "received_at") ? srv_jstr(v, "received_at") : "", buf,
