@@ -406,6 +406,7 @@ static void reload(struct agent *ag)
 	op_log_info("agent", "SIGHUP: reloading %s and rescanning plugins", ag->config_path);
 	if (ag_config_load(ag->config_path, &fresh, &err) != OP_OK) {
 		op_log_error("agent", "reload refused, keeping the running config: %s", err.msg);
+		ag_config_release(&fresh);
 		return;
 	}
 	/* What a reload changes: logging, concurrency, limits, plugins and secrets. Identity,

@@ -916,7 +916,8 @@ void lease_load_outbox(struct agent *ag)
 		return;
 	}
 	/* Records (LEASE-rNNNN) first, in order; the completion (LEASE) of each lease after. */
-	qsort(pending.v, pending.n, sizeof(*pending.v), by_id);
+	if (pending.n > 1)
+		qsort(pending.v, pending.n, sizeof(*pending.v), by_id);
 	for (size_t i = 0; i < pending.n; i++) {
 		const char *lease = jstr(pending.v[i].doc, "lease_id");
 		bool is_record = strstr(pending.v[i].lease_id, "-r") != NULL && lease != NULL;
