@@ -70,6 +70,15 @@ void ag_set_error(struct agent *ag, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A terminal state (revoked, certificate beyond renewal): what runs is killed, the loop ends
+ * with CODE, which the unit does not restart on. */
+static void stop_terminal(struct agent *ag, int code, const char *why)
+{
+	lease_cancel_all(ag, why, true);
+	ag->quit = true;
+	ag->exit_code = code;
+}
+
 void ag_revoked(struct agent *ag, const char *reason)
 {
 	if (ag->quit)
@@ -81,9 +90,7 @@ void ag_revoked(struct agent *ag, const char *reason)
 		     "Stopping; re-enroll with a new token (outpost-agent uninstall, then "
 		     "outpost-agent install --control-plane URL --token NEW_TOKEN)",
 		     reason);
-	lease_cancel_all(ag, "the agent was revoked", true);
-	ag->quit = true;
-	ag->exit_code = RUN_REVOKED;
+	stop_terminal(ag, RUN_REVOKED, "the agent was revoked");
 }
 
 /* ---- certificate ------------------------------------------------------------------------- */
@@ -110,9 +117,7 @@ static void cert_terminal(struct agent *ag, const char *why)
 	       "(outpost-agent uninstall, then outpost-agent install --control-plane URL --token "
 	       "NEW_TOKEN)",
 	       why);
-	lease_cancel_all(ag, "the agent's certificate expired", true);
-	ag->quit = true;
-	ag->exit_code = RUN_CERT_EXPIRED;
+	stop_terminal(ag, RUN_CERT_EXPIRED, "the agent's certificate expired");
 }
 
 /* Rotates now; afterwards calls use new connections with the new identity. Returns the
