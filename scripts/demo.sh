@@ -129,7 +129,7 @@ json_get() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(
 # run_task TITLE TYPE PARAMS_FILE: submits, streams the log, prints the result; 0 if it succeeded
 run_task() {
   local title=$1 type=$2 params=$3 id state
-  say "$title"
+  [ -z "$title" ] || say "$title"
   note "\$ outpost-server task submit --type $type --params $(basename "$params")"
   id=$(srv task submit --type "$type" --params "$params" --timeout 2m 2>"$D/submit.err") ||
     { cat "$D/submit.err" >&2; die "task submit failed"; }
@@ -174,13 +174,19 @@ change_request() {
   local agent_id cr task state i
   say "A change request: put a new page on the web server (bundled change type put-file)"
   agent_id=$(json_get "$D/agent/state/agent.json" 'd["agent_id"]')
-  # The agent reports its change types with a heartbeat after start.
-  for ((i = 0; i < 100; i++)); do
+  # The agent reports its change types with a heartbeat after start (heartbeats are 2 s apart
+  # here). If they have not arrived after a few heartbeats, a reload (what systemctl reload
+  # does: SIGHUP) makes the agent read and report them again.
+  for ((i = 0; i < 150; i++)); do
     srv agents show "$agent_id" --json >"$D/agent-show.json" 2>/dev/null &&
       grep -q '"put-file"' "$D/agent-show.json" && break
+    if [ $i = 60 ]; then
+      note "the control plane has not heard of the agent's change types yet: reloading the agent (SIGHUP)"
+      kill -HUP "$agent_pid"
+    fi
     sleep 0.1
   done
-  [ $i -lt 100 ] || { warn "the agent did not report the change type put-file"; return 1; }
+  [ $i -lt 150 ] || { warn "the agent did not report the change type put-file"; return 1; }
   cat >"$D/cr.yaml" <<EOF
 title: publish the new welcome page
 change_type: put-file
@@ -302,8 +308,8 @@ text += ("\n# Added by the demo: the key its ssh task logs in with, fenced to th
          "log:\n  level: info\n" % d)
 open(cfg, "w").write(text)
 PY
-note "added to $CFG: plugins.config.ssh.known_hosts, plugins.config.change.bundled_dir and the"
-note "secret demo_ssh_key (docs/configuration.md)"
+note "added to config.yaml (docs/configuration.md): plugins.config.ssh.known_hosts,"
+note "plugins.config.change.bundled_dir, and the secret demo_ssh_key (fenced to ssh.exec on 127.0.0.1)"
 
 say "Running the agent"
 note "\$ outpost-agent run --config $CFG"
@@ -346,6 +352,7 @@ run_task "An odbc task: a query on a SQLite file (SQLite ODBC driver)" odbc.quer
   failures=$((failures + 1))
 
 # ssh: a throwaway sshd on a free port, with its own config and host key
+say "An ssh task: a command on a throwaway sshd (its own config, host key and authorized_keys)"
 ssh_user=""
 ssh_why=""
 if [ ! -x /usr/sbin/sshd ]; then
@@ -354,7 +361,7 @@ elif [ "$(id -u)" = 0 ]; then
   ssh_user=outpost-demo
   if ! id "$ssh_user" >/dev/null 2>&1; then
     useradd -m -s /bin/sh -c "Outpost demo ssh login" "$ssh_user"
-    note "created the login user $ssh_user for the ssh task (kept; remove it with userdel -r $ssh_user)"
+    note "created the login user $ssh_user (kept; remove it with userdel -r $ssh_user)"
   fi
   usermod -p '*' "$ssh_user"     # unlocked for key logins, no password
   mkdir -p /run/sshd
@@ -408,10 +415,9 @@ if [ -z "$ssh_why" ]; then
 {"host": "127.0.0.1", "port": $sport, "user": "$ssh_user", "auth": {"key_secret": "demo_ssh_key"},
  "command": "echo \"hello from \$(id -un)@\$(hostname)\"; uname -sr; uptime"}
 EOF
-  run_task "An ssh task: a command on a throwaway sshd (127.0.0.1:$sport, user $ssh_user, PID $sshd_pid)" \
-    ssh.exec "$D/ssh.json" || failures=$((failures + 1))
+  note "sshd on 127.0.0.1:$sport (PID $sshd_pid), login $ssh_user with a key from the agent's secrets"
+  run_task "" ssh.exec "$D/ssh.json" || failures=$((failures + 1))
 else
-  say "The ssh task"
   warn "skipped: $ssh_why"
   skipped+=("ssh ($ssh_why)")
 fi

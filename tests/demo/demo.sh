@@ -59,7 +59,7 @@ demo_run self
 if [ "$(id -u)" = 0 ] && id outpost-demo >/dev/null 2>&1 &&
    runuser -u outpost-demo -- test -r "$OUTPOST_SOURCE_DIR/scripts/demo.sh" -a -x "$OUTPOST_SERVER"; then
   demo_run user runuser -u outpost-demo --
-  t_expect_contains "$T/user.out" "user outpost-demo"
+  t_expect_contains "$T/user.out" "login outpost-demo with a key"
   t_expect_contains "$T/user.out" "--user outpost-demo --no-service"
 fi
 echo PASS
