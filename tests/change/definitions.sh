@@ -73,6 +73,7 @@ rm -f "$CH_TYPES/restart-service.yaml"
 # name order; the good types are still in the result.
 BAD=$T/bad
 mkdir -p "$BAD"
+chmod 755 "$BAD"
 : >"$T/bad.expected"
 BASE='name: t
 description: a test

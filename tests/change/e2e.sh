@@ -20,6 +20,7 @@ as_bob() { "$OUTPOST_SERVER" "$@" --data-dir "$SRV_DIR" --token-file "$T/bob.tok
 for a in a1 a2; do
   ta_enroll "$a" "$tok" "change_types_dir: $T/agents/$a/types"
   mkdir -p "$T/agents/$a/types"
+  chmod 755 "$T/agents/$a/types"
   # the bundled types come from the source tree (an installed agent finds them by itself)
   if grep -q '^  config:$' "$T/agents/$a/config.yaml"; then
     sed -i "s#^  config:\$#  config:\n    change:\n      bundled_dir: $CH_BUNDLED#" "$T/agents/$a/config.yaml"
@@ -42,6 +43,7 @@ apply:
     shell: true
     exec: echo last >> "$OUTPOST_CR_DIR/log"
 EOF
+chmod 644 "$T/agents/a1/types/three-steps.yaml"
 A1=$(cat "$T/agents/a1/id")
 A2=$(cat "$T/agents/a2/id")
 ta_start a1

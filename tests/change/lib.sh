@@ -8,14 +8,18 @@ if [ -z "${OUTPOST_AGENT:-}" ] || [ ! -x "$OUTPOST_AGENT" ]; then
   exit 77
 fi
 CH_SRC=$OUTPOST_SOURCE_DIR/tests/change
-CH_BUNDLED=$OUTPOST_SOURCE_DIR/plugins/change/types
+# The bundled types, copied: a checkout made with umask 002 (or by another user) would have the
+# plugin refuse them as writable by others, rightly.
+CH_BUNDLED=$T/bundled
 CH_P=$T/cplugins
 CH_AGENT_ID=agt_ChangeTest000001
 CH_HOST=change-host
 CH_TYPES=$T/types
 t_plugin_dir "$CH_P" change
-mkdir -p "$CH_TYPES" "$T/keys" "$T/agent/state"
-chmod 755 "$CH_TYPES"
+mkdir -p "$CH_TYPES" "$CH_BUNDLED" "$T/keys" "$T/agent/state"
+cp "$OUTPOST_SOURCE_DIR"/plugins/change/types/*.yaml "$CH_BUNDLED/"
+chmod 644 "$CH_BUNDLED"/*.yaml
+chmod 755 "$CH_TYPES" "$CH_BUNDLED"
 chmod 700 "$T/agent/state"
 for k in approval rogue; do
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/keys/$k.key" 2>/dev/null
