@@ -100,7 +100,12 @@ struct agent {
 	cJSON *plugins_json;	 /* for heartbeats */
 	cJSON *change_types;	 /* from the change.types task, for heartbeats */
 	struct sv_job *inventory_job;
-	bool send_inventory;
+	/* The inventory (task and change types, plugins) goes out with a heartbeat while
+	 * inventory_gen differs from inventory_acked; a heartbeat's 200 acknowledges the
+	 * generation it carried, so a change made while it was in flight is sent again. */
+	unsigned inventory_gen;
+	unsigned inventory_acked;
+	unsigned hb_inventory_gen;
 
 	/* state */
 	bool drain_local;	 /* `outpost-agent drain` */

@@ -247,7 +247,7 @@ static op_rc load_plugins(struct agent *ag, struct sv **out, struct op_error *er
 		dc_result_release(&ag->plugins);
 		ag->plugins = found;
 		memset(&found, 0, sizeof(found));
-		ag->send_inventory = true;
+		ag->inventory_gen++;
 	}
 out:
 	free(specs);
@@ -271,7 +271,7 @@ static void inventory_done(void *ud, const struct sv_outcome *o)
 	}
 	cJSON_Delete(ag->change_types);
 	ag->change_types = cJSON_Duplicate(types, true);
-	ag->send_inventory = true;
+	ag->inventory_gen++;
 	op_log_info("agent", "%d change type(s) available", cJSON_GetArraySize(types));
 }
 
@@ -313,7 +313,7 @@ static void heartbeat_done(void *ud, const struct rpc_result *r)
 		ag->hb_last_ok = tp_now();
 		ag->hb_last_latency = r->latency;
 		snprintf(ag->hb_last_result, sizeof(ag->hb_last_result), "ok");
-		ag->send_inventory = false;
+		ag->inventory_acked = ag->hb_inventory_gen;
 		v = cJSON_GetObjectItemCaseSensitive(r->json, "heartbeat_interval");
 		if (cJSON_IsNumber(v) && v->valuedouble > 0)
 			ag->hb_interval = v->valuedouble;
@@ -386,7 +386,9 @@ static void heartbeat(struct agent *ag)
 	versions = cJSON_AddObjectToObject(body, "versions");
 	cJSON_AddStringToObject(versions, "agent", OUTPOST_VERSION);
 	cJSON_AddItemToObject(versions, "plugins", cJSON_Duplicate(ag->plugin_versions, true));
-	if (ag->send_inventory) {
+	ag->hb_inventory_gen = ag->inventory_acked;
+	if (ag->inventory_gen != ag->inventory_acked) {
+		ag->hb_inventory_gen = ag->inventory_gen;
 		cJSON_AddItemToObject(body, "task_types", cJSON_Duplicate(ag->task_types, true));
 		cJSON_AddItemToObject(body, "plugins", cJSON_Duplicate(ag->plugins_json, true));
 		if (ag->change_types)

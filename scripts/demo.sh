@@ -174,16 +174,11 @@ change_request() {
   local agent_id cr task state i
   say "A change request: put a new page on the web server (bundled change type put-file)"
   agent_id=$(json_get "$D/agent/state/agent.json" 'd["agent_id"]')
-  # The agent reports its change types with a heartbeat after start (heartbeats are 2 s apart
-  # here). If they have not arrived after a few heartbeats, a reload (what systemctl reload
-  # does: SIGHUP) makes the agent read and report them again.
+  # The agent reports its change types with a heartbeat soon after start (heartbeats are 2 s
+  # apart here).
   for ((i = 0; i < 150; i++)); do
     srv agents show "$agent_id" --json >"$D/agent-show.json" 2>/dev/null &&
       grep -q '"put-file"' "$D/agent-show.json" && break
-    if [ $i = 60 ]; then
-      note "the control plane has not heard of the agent's change types yet: reloading the agent (SIGHUP)"
-      kill -HUP "$agent_pid"
-    fi
     sleep 0.1
   done
   [ $i -lt 150 ] || { warn "the agent did not report the change type put-file"; return 1; }
