@@ -147,8 +147,12 @@ op_rc tp_setup(const struct tp_config *c, CURL *h, const char *method, const cha
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-	if (c->ca_file)
+	if (c->ca_file) {
+		/* The operator's CAs replace the system store for the control plane: Debian's
+		 * libcurl also searches /etc/ssl/certs unless CAPATH is cleared. */
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	if (c->pinned_pubkey)
 		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, c->pinned_pubkey);
 	if (c->cert_file && c->key_file) {

@@ -250,8 +250,10 @@ static int call(struct cli *c, const char *method, const char *path, const cJSON
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 120L);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	if (c->ca_file[0])
+	if (c->ca_file[0]) {
 		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	}
 	if (body) {
 		text = cJSON_PrintUnformatted(body);
 		h = curl_slist_append(h, "Content-Type: application/json");
@@ -347,6 +349,16 @@ static void print_json(const cJSON *v)
 	op_buf_release(&b);
 }
 
+/* A number as people write it: whole numbers in full (2592000, not 2.592e+06). */
+static const char *num_text(double v, char *out, size_t size)
+{
+	if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+		snprintf(out, size, "%lld", (long long)v);
+	else
+		snprintf(out, size, "%.6g", v);
+	return out;
+}
+
 /* A value as table text: strings as they are, arrays joined with commas, null as "-". */
 static void cell(const cJSON *v, char *out, size_t size)
 {
@@ -355,7 +367,7 @@ static void cell(const cJSON *v, char *out, size_t size)
 	} else if (cJSON_IsString(v)) {
 		snprintf(out, size, "%s", v->valuestring[0] ? v->valuestring : "-");
 	} else if (cJSON_IsNumber(v)) {
-		snprintf(out, size, "%g", v->valuedouble);
+		num_text(v->valuedouble, out, size);
 	} else if (cJSON_IsBool(v)) {
 		snprintf(out, size, "%s", cJSON_IsTrue(v) ? "yes" : "no");
 	} else if (cJSON_IsArray(v)) {
@@ -1732,7 +1744,13 @@ static int cmd_simple_get(struct cli *c, int argc, char **argv, const char *cmd,
 	c->cmd = cmd;
 	rc = parse(argc, argv, NULL, &co, pos, MAXPOS, &npos, cmd);
 	if (rc != 0) {
-		fprintf(rc > 0 ? stdout : stderr, "usage: outpost-server %s [--json]\n", cmd);
+		fprintf(rc > 0 ? stdout : stderr,
+			"usage: outpost-server %s [--json]\n%s", cmd,
+			strcmp(cmd, "status") == 0
+				? "  The control plane's state: agents, tasks and change requests by status,\n"
+				  "  active leases and waiting lease requests, and the store's group commits\n"
+				  "  (transactions, jobs, largest batch, time per commit).\n"
+				: "  The name of the admin the token in use belongs to.\n");
 		return rc > 0 ? EXIT_OK : EXIT_USAGE;
 	}
 	if ((rc = setup(c, &co)) != 0)
@@ -1746,31 +1764,33 @@ static int cmd_simple_get(struct cli *c, int argc, char **argv, const char *cmd,
 			print_json(resp);
 	} else {
 		const cJSON *v;
-		char buf[256];
+		char buf[256], n[4][32];
 
 		printf("outpost-server %s, started %s\n", srv_jstr(resp, "version"), srv_jstr(resp, "started_at"));
 		printf("agents:");
 		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(resp, "agents"))
 		{
-			printf(" %s=%g", v->string, v->valuedouble);
+			printf(" %s=%s", v->string, num_text(v->valuedouble, buf, sizeof(buf)));
 		}
 		printf("\ntasks:");
 		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(resp, "tasks"))
 		{
-			printf(" %s=%g", v->string, v->valuedouble);
+			printf(" %s=%s", v->string, num_text(v->valuedouble, buf, sizeof(buf)));
 		}
 		printf("\nchange requests:");
 		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(resp, "change_requests"))
 		{
-			printf(" %s=%g", v->string, v->valuedouble);
+			printf(" %s=%s", v->string, num_text(v->valuedouble, buf, sizeof(buf)));
 		}
 		cell(cJSON_GetObjectItemCaseSensitive(resp, "active_leases"), buf, sizeof(buf));
-		printf("\nactive leases: %s, waiting lease requests: %g\n", buf,
-		       srv_jnum(resp, "waiting_lease_requests", 0));
+		printf("\nactive leases: %s, waiting lease requests: %s\n", buf,
+		       num_text(srv_jnum(resp, "waiting_lease_requests", 0), n[0], sizeof(n[0])));
 		v = cJSON_GetObjectItemCaseSensitive(resp, "database");
-		printf("database: %s, %g transactions for %g jobs (largest batch %g), %gms per commit\n",
-		       srv_jstr(v, "backend"), srv_jnum(v, "transactions", 0), srv_jnum(v, "jobs", 0),
-		       srv_jnum(v, "largest_batch", 0), srv_jnum(v, "commit_ms_avg", 0));
+		printf("database: %s, %s transactions for %s jobs (largest batch %s), %sms per commit\n",
+		       srv_jstr(v, "backend"), num_text(srv_jnum(v, "transactions", 0), n[0], sizeof(n[0])),
+		       num_text(srv_jnum(v, "jobs", 0), n[1], sizeof(n[1])),
+		       num_text(srv_jnum(v, "largest_batch", 0), n[2], sizeof(n[2])),
+		       num_text(srv_jnum(v, "commit_ms_avg", 0), n[3], sizeof(n[3])));
 	}
 	cJSON_Delete(resp);
 	return EXIT_OK;
