@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "outpost/plugin.h"
+
 #include "agent.h"
 #include "cli.h"
 #include "log.h"
@@ -99,7 +101,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(args[1], "plugin") == 0) {
 		rc = cmd_plugin(argc - 1, args + 1);
 	} else if (strcmp(args[1], "version") == 0 || strcmp(args[1], "--version") == 0) {
-		printf("outpost-agent %s (plugin ABI %d.%d)\n", OUTPOST_VERSION, 1, 0);
+		printf("outpost-agent %s (plugin ABI %d.%d)\n", OUTPOST_VERSION, OUTPOST_ABI_MAJOR,
+		       OUTPOST_ABI_MINOR);
 		rc = 0;
 	} else if (strcmp(args[1], "help") == 0 || strcmp(args[1], "--help") == 0 ||
 		   strcmp(args[1], "-h") == 0) {
