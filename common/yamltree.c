@@ -27,15 +27,39 @@ static void node_free(struct op_ynode *n)
 	free(n);
 }
 
-static struct op_ynode *convert(yaml_document_t *d, yaml_node_t *y, int depth)
+/* Aliases make libyaml share a node; copying expands each use, so a few lines could expand
+ * into billions of nodes. No configuration comes near this budget. */
+#define YAML_MAX_NODES 100000
+#define YAML_MAX_DEPTH 64
+
+struct conv {
+	yaml_document_t *d;
+	const char *file;
+	size_t nodes;
+	struct op_error *err;
+};
+
+static struct op_ynode *convert(struct conv *c, yaml_node_t *y, int depth)
 {
 	struct op_ynode *n;
 
-	if (y == NULL || depth > 64)
+	if (y == NULL) {
+		op_fail(c->err, OP_EINVAL, "%s: a node refers to nothing", c->file);
 		return NULL;
+	}
+	if (depth > YAML_MAX_DEPTH) {
+		op_fail(c->err, OP_EINVAL, "%s:%zu: nested deeper than %d levels", c->file,
+			y->start_mark.line + 1, YAML_MAX_DEPTH);
+		return NULL;
+	}
+	if (++c->nodes > YAML_MAX_NODES) {
+		op_fail(c->err, OP_EINVAL, "%s:%zu: more than %d values (aliases expanded)", c->file,
+			y->start_mark.line + 1, YAML_MAX_NODES);
+		return NULL;
+	}
 	n = calloc(1, sizeof(*n));
 	if (n == NULL)
-		return NULL;
+		goto oom;
 	n->line = (int)y->start_mark.line + 1;
 	switch (y->type) {
 	case YAML_SCALAR_NODE:
@@ -43,7 +67,7 @@ static struct op_ynode *convert(yaml_document_t *d, yaml_node_t *y, int depth)
 		n->quoted = y->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 		n->value = strndup((const char *)y->data.scalar.value, y->data.scalar.length);
 		if (n->value == NULL)
-			goto fail;
+			goto oom;
 		break;
 	case YAML_SEQUENCE_NODE: {
 		size_t count = (size_t)(y->data.sequence.items.top - y->data.sequence.items.start);
@@ -51,10 +75,10 @@ static struct op_ynode *convert(yaml_document_t *d, yaml_node_t *y, int depth)
 		n->kind = OP_Y_SEQ;
 		n->items = calloc(count ? count : 1, sizeof(*n->items));
 		if (n->items == NULL)
-			goto fail;
+			goto oom;
 		for (yaml_node_item_t *it = y->data.sequence.items.start;
 		     it < y->data.sequence.items.top; it++) {
-			n->items[n->n] = convert(d, yaml_document_get_node(d, *it), depth + 1);
+			n->items[n->n] = convert(c, yaml_document_get_node(c->d, *it), depth + 1);
 			if (n->items[n->n] == NULL)
 				goto fail;
 			n->n++;
@@ -69,20 +93,38 @@ static struct op_ynode *convert(yaml_document_t *d, yaml_node_t *y, int depth)
 		n->keys = calloc(count ? count : 1, sizeof(*n->keys));
 		n->key_lines = calloc(count ? count : 1, sizeof(*n->key_lines));
 		if (n->items == NULL || n->keys == NULL || n->key_lines == NULL)
-			goto fail;
+			goto oom;
 		for (yaml_node_pair_t *p = y->data.mapping.pairs.start;
 		     p < y->data.mapping.pairs.top; p++) {
-			yaml_node_t *k = yaml_document_get_node(d, p->key);
+			yaml_node_t *k = yaml_document_get_node(c->d, p->key);
+			size_t line = k ? k->start_mark.line + 1 : 0;
 
-			if (k == NULL || k->type != YAML_SCALAR_NODE)
+			if (k == NULL || k->type != YAML_SCALAR_NODE) {
+				op_fail(c->err, OP_EINVAL, "%s:%zu: a key must be a plain value, not a %s",
+					c->file, line,
+					k && k->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
 				goto fail;
+			}
 			n->keys[n->n] = strndup((const char *)k->data.scalar.value,
 						k->data.scalar.length);
-			n->key_lines[n->n] = (int)k->start_mark.line + 1;
-			n->items[n->n] = convert(d, yaml_document_get_node(d, p->value), depth + 1);
-			if (n->keys[n->n] == NULL || n->items[n->n] == NULL) {
+			if (n->keys[n->n] == NULL)
+				goto oom;
+			for (size_t i = 0; i < n->n; i++) {
+				if (strcmp(n->keys[i], n->keys[n->n]) != 0)
+					continue;
+				/* A second key would silently win over the first: refuse it. */
+				op_fail(c->err, OP_EINVAL,
+					"%s:%zu: duplicate key \"%s\" (first on line %d)",
+					c->file, line, n->keys[n->n], n->key_lines[i]);
 				free(n->keys[n->n]);
-				node_free(n->items[n->n]);
+				n->keys[n->n] = NULL;
+				goto fail;
+			}
+			n->key_lines[n->n] = (int)line;
+			n->items[n->n] = convert(c, yaml_document_get_node(c->d, p->value), depth + 1);
+			if (n->items[n->n] == NULL) {
+				free(n->keys[n->n]);
+				n->keys[n->n] = NULL;
 				goto fail;
 			}
 			n->n++;
@@ -90,9 +132,12 @@ static struct op_ynode *convert(yaml_document_t *d, yaml_node_t *y, int depth)
 		break;
 	}
 	default:
+		op_fail(c->err, OP_EINVAL, "%s:%zu: an empty node", c->file, y->start_mark.line + 1);
 		goto fail;
 	}
 	return n;
+oom:
+	op_fail(c->err, OP_ENOMEM, "out of memory");
 fail:
 	node_free(n);
 	return NULL;
@@ -126,9 +171,12 @@ op_rc op_yaml_parse(const char *file, const char *text, size_t len, struct op_yd
 	have_doc = true;
 	root = yaml_document_get_root_node(&ydoc);
 	if (root != NULL) {
-		doc->root = convert(&ydoc, root, 0);
+		struct op_error local;
+		struct conv c = {&ydoc, file, 0, err ? err : &local};
+
+		doc->root = convert(&c, root, 0);
 		if (doc->root == NULL)
-			rc = op_fail(err, OP_EINVAL, "%s: nesting too deep or out of memory", file);
+			rc = c.err->rc;
 	}
 	if (have_doc)
 		yaml_document_delete(&ydoc);

@@ -82,28 +82,6 @@ static bool matches(const char *s, const char *re)
 	return ok;
 }
 
-/* Refuses duplicate keys anywhere in the tree (the digest's canonical form needs them
- * unique, and a second key silently winning would hide a mistake). */
-static op_rc no_duplicates(struct parse *p, const struct op_ynode *n)
-{
-	op_rc rc;
-
-	if (n == NULL || n->kind == OP_Y_SCALAR)
-		return OP_OK;
-	for (size_t i = 0; i < n->n; i++) {
-		if (n->kind == OP_Y_MAP)
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(n->keys[i], n->keys[j]) == 0)
-					return perr(p, n->key_lines[i],
-						    "duplicate key \"%s\" (first on line %d)",
-						    n->keys[i], n->key_lines[j]);
-		rc = no_duplicates(p, n->items[i]);
-		if (rc != OP_OK)
-			return rc;
-	}
-	return OP_OK;
-}
-
 /* The text of scalar N, or NULL. */
 static const char *ytext(const struct op_ynode *n)
 {
@@ -736,9 +714,6 @@ op_rc ch_type_parse(const char *file, const char *text, size_t len, struct ch_ty
 			  "phases precheck, apply, verify, rollback");
 		goto out;
 	}
-	rc = no_duplicates(&p, root);
-	if (rc != OP_OK)
-		goto out;
 	join_list(top_keys, OP_ARRAY_LEN(top_keys), known, sizeof(known));
 	for (size_t i = 0; i < root->n; i++)
 		if (!in_list(root->keys[i], top_keys, OP_ARRAY_LEN(top_keys))) {

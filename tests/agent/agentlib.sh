@@ -5,11 +5,13 @@
 P=$T/plugins
 t_plugin_dir "$P" testkit
 
-# ta_enroll NAME TOKEN [EXTRA_CONFIG_YAML]: enrolls NAME with the real server and lays out its
-# state dir and config the way `outpost-agent install` does (key 0600, agent.crt, ca.crt,
-# approval.pem, agent.json).
+# ta_enroll NAME TOKEN [EXTRA_CONFIG_YAML [LOG_KEYS [PLUGINS_KEYS]]]: enrolls NAME with the real
+# server and lays out its state dir and config the way `outpost-agent install` does (key 0600,
+# agent.crt, ca.crt, approval.pem, agent.json). EXTRA_CONFIG_YAML holds top-level keys other
+# than log, plugins and workers; LOG_KEYS and PLUGINS_KEYS are lines ("  key: value") added to
+# those sections (a key written twice is a config error).
 ta_enroll() {
-  local name=$1 token=$2 extra=${3:-} d=$T/agents/$1
+  local name=$1 token=$2 extra=${3:-} log_keys=${4:-} plugin_keys=${5:-} d=$T/agents/$1
   t_srv_enroll "$name" "$token" '{"plugins":[{"name":"testkit","version":"1.2.3","types":["testkit.run","testkit.strict"]}]}'
   mkdir -p "$d/state" "$d/cache"
   chmod 700 "$d/state"
@@ -33,10 +35,12 @@ cache_dir: $d/cache
 drain_grace: 30s
 log:
   level: debug
+$log_keys
 plugins:
   dir: $P
   config:
     testkit: {env_allow: [OUTPOST_TEST_MARK]}
+$plugin_keys
 workers:
   grace: 1s
 $extra

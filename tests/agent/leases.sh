@@ -8,9 +8,7 @@ t_srv_init
 t_srv_start --heartbeat-interval 1s --lease-ttl 2s --long-poll 1s --release-backoff 1s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
 tok=$(t_srv_cli token create --uses 3 2>/dev/null)
-ta_enroll a1 "$tok" "log:
-  level: debug
-  file: $T/agents/a1/agent.file.log"
+ta_enroll a1 "$tok" "" "  file: $T/agents/a1/agent.file.log"
 ta_enroll a2 "$tok"
 
 # --- a lease for another host: the agent believes it runs elsewhere than it enrolled as.

@@ -8,9 +8,7 @@ t_srv_init
 t_srv_start --heartbeat-interval 1s --lease-ttl 3s --long-poll 1s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
 tok=$(t_srv_cli token create 2>/dev/null)
-ta_enroll a1 "$tok" "plugins:
-  dir: $P
-  enabled: [testkit]"
+ta_enroll a1 "$tok" "" "" "  enabled: [testkit]"
 D=$T/agents/a1
 python3 - "$T/notify.sock" "$T/notify.log" <<'PY' &
 import socket, sys

@@ -152,6 +152,14 @@ static void test_errors(void **state)
 	load_expect("plugins:\n  config:\n    http: 5\n",
 		    "3: plugins.config.http: expected a mapping of settings");
 	load_expect("a: [1,\n", "2:1: did not find expected node content while parsing a flow node");
+	load_expect("plugins:\n  config:\n    http: {}\n  enabled: [http]\n  config:\n    ssh: {}\n",
+		    "5: duplicate key \"config\" (first on line 2)");
+	load_expect("? [a, b]\n: 1\n", "1: a key must be a plain value, not a list");
+	load_expect("a: &x [1, 2]\nb: *x\nc: [*x, *x]\n", "1: unknown key \"a\"");
+	load_expect("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+		    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+		    "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+		    "1: more than 100000 values (aliases expanded)");
 }
 
 static void test_env(void **state)
