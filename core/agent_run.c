@@ -265,8 +265,18 @@ static void inventory_done(void *ud, const struct sv_outcome *o)
 
 	ag->inventory_job = NULL;
 	if (o->status != SV_SUCCEEDED || !cJSON_IsArray(types)) {
+		const cJSON *e, *errors = cJSON_GetObjectItemCaseSensitive(o->result, "errors");
+
 		op_log_error("agent", "cannot read the change types: %s",
 			     o->error ? o->error : "change.types returned no list");
+		/* Every problem, not only the first the error names. */
+		if (cJSON_GetArraySize(errors) > 1)
+			cJSON_ArrayForEach(e, errors)
+				if (cJSON_IsString(e))
+					op_log_error("agent", "change types: %s", e->valuestring);
+		if (ag->change_types != NULL)
+			op_log_info("agent", "keeping the %d change type(s) read before",
+				    cJSON_GetArraySize(ag->change_types));
 		return;
 	}
 	cJSON_Delete(ag->change_types);
