@@ -156,6 +156,13 @@ op_rc op_mkdir_p(const char *path, mode_t mode, struct op_error *err)
 
 	if (op_strlcpy(tmp, path, sizeof(tmp)) < 0)
 		return op_fail(err, OP_EINVAL, "path too long: %s", path);
+	/* Usually only the last component is new: one call, and the walk only when a parent
+	 * is missing. */
+	if (mkdir(tmp, mode) == 0 || errno == EEXIST)
+		return OP_OK;
+	if (errno != ENOENT)
+		return op_fail(err, errno == EACCES ? OP_EPERM : OP_EIO,
+			       "cannot create directory %s: %s", tmp, strerror(errno));
 	for (p = tmp + 1; *p; p++) {
 		if (*p != '/')
 			continue;

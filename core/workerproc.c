@@ -297,19 +297,61 @@ void wk_become_subreaper(void)
 	(void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
-int wk_reap_strays(void)
+static bool kill_stray_locked(long long pid)
 {
-	pid_t me = getpid();
+	if (registered_locked((pid_t)pid))
+		return false;
+	kill((pid_t)pid, SIGKILL);
+	waitpid((pid_t)pid, NULL, 0);
+	return true;
+}
+
+/* The children of each of our threads, from /proc/self/task/TID/children (CONFIG_PROC_CHILDREN,
+ * on in Debian's kernels): a handful of reads, however many processes the host runs. -1 when
+ * the kernel lacks the file. */
+static int sweep_task_children_locked(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int killed = 0, seen = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char path[64];
+		long long pid;
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+		f = fopen(path, "re");
+		if (f == NULL) {
+			if (errno == ENOENT && seen == 0) {
+				closedir(d);
+				return -1;
+			}
+			continue;
+		}
+		seen++;
+		while (fscanf(f, "%lld", &pid) == 1) /* "PID PID ... " */
+			if (pid > 0 && kill_stray_locked(pid))
+				killed++;
+		fclose(f);
+	}
+	closedir(d);
+	return killed;
+}
+
+/* Every process whose parent is us, from /proc/PID/stat: the fallback. */
+static int sweep_all_processes_locked(pid_t me)
+{
 	int killed = 0;
-	DIR *d;
+	DIR *d = opendir("/proc");
 	struct dirent *e;
 
-	pthread_mutex_lock(&registry_mu);
-	d = opendir("/proc");
-	if (d == NULL) {
-		pthread_mutex_unlock(&registry_mu);
+	if (d == NULL)
 		return 0;
-	}
 	while ((e = readdir(d)) != NULL) {
 		char path[64], buf[512], *close_paren;
 		long long pid, ppid;
@@ -330,13 +372,21 @@ int wk_reap_strays(void)
 		if (close_paren == NULL || sscanf(close_paren + 2, "%*c %lld", &ppid) != 1 ||
 		    ppid != me)
 			continue;
-		if (registered_locked((pid_t)pid))
-			continue;
-		kill((pid_t)pid, SIGKILL);
-		waitpid((pid_t)pid, NULL, 0);
-		killed++;
+		if (kill_stray_locked(pid))
+			killed++;
 	}
 	closedir(d);
+	return killed;
+}
+
+int wk_reap_strays(void)
+{
+	int killed;
+
+	pthread_mutex_lock(&registry_mu);
+	killed = sweep_task_children_locked();
+	if (killed < 0)
+		killed = sweep_all_processes_locked(getpid());
 	pthread_mutex_unlock(&registry_mu);
 	return killed;
 }
