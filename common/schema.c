@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonprint.h"
+
 static const char *const known_keywords[] = {
 	"type",	     "properties", "required",	"additionalProperties", "items",
 	"enum",	     "minimum",	   "maximum",	"minLength",		"maxLength",
@@ -269,7 +271,7 @@ static int validate_at(struct vctx *c, const cJSON *schema, const cJSON *v, cons
 				ok = true;
 		}
 		if (!ok) {
-			char *list = cJSON_PrintUnformatted(kw); /* only to say what was expected */
+			char *list = op_json_print(kw, false); /* only to say what was expected */
 
 			snprintf(err, errlen, "%s: must be one of %s", path, list ? list : "the enum");
 			cJSON_free(list);

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "enroll.h"
+#include "jsonprint.h"
 
 static void check_usage(FILE *f)
 {
@@ -108,7 +109,7 @@ int cmd_check(int argc, char **argv)
 				cJSON_AddNullToObject(c1, "fix");
 			cJSON_AddItemToArray(arr, c1);
 		}
-		text = cJSON_Print(o);
+		text = op_json_print(o, true);
 		if (text)
 			printf("%s\n", text);
 		cJSON_free(text);

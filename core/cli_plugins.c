@@ -18,6 +18,7 @@
 #include "discovery.h"
 #include "fsutil.h"
 #include "identity.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "secrets.h"
 #include "workerproc.h"
@@ -249,7 +250,7 @@ int cmd_plugins(int argc, char **argv)
 				cJSON_AddStringToObject(o, "stage", p->stage);
 			cJSON_AddItemToArray(arr, o);
 		}
-		text = cJSON_Print(arr);
+		text = op_json_print(arr, true);
 		if (text)
 			printf("%s\n", text);
 		cJSON_free(text);
@@ -298,7 +299,7 @@ static void run_output(void *ud, int stream, const char *data, size_t len)
 static void run_record(void *ud, const cJSON *rec)
 {
 	struct run_state *rs = ud;
-	char *text = cJSON_PrintUnformatted(rec);
+	char *text = op_json_print(rec, false);
 
 	if (text)
 		fprintf(stderr, "RECORD %s\n", text);
@@ -439,7 +440,7 @@ static int read_task(const char *path, struct task_file *t)
 		cli_error("%s: \"params\" must be an object", name);
 		goto out;
 	}
-	t->params = item ? cJSON_PrintUnformatted(item) : strdup("{}");
+	t->params = item ? op_json_print(item, false) : strdup("{}");
 	item = cJSON_GetObjectItemCaseSensitive(root, "timeout");
 	if (item != NULL) {
 		if (cJSON_IsNumber(item) && item->valuedouble > 0) {
@@ -618,8 +619,8 @@ static int plugin_run(int argc, char **argv)
 					cJSON_AddNullToObject(env, "result");
 					cJSON_AddArrayToObject(env, "artifacts");
 					cJSON_AddNumberToObject(env, "duration", 0);
-					text = isatty(1) ? cJSON_Print(env)
-							 : cJSON_PrintUnformatted(env);
+					text = isatty(1) ? op_json_print(env, true)
+							 : op_json_print(env, false);
 					if (text)
 						printf("%s\n", text);
 					cJSON_free(text);
@@ -776,7 +777,7 @@ static int plugin_run(int argc, char **argv)
 	if (rs.envelope) {
 		/* Compact for scripts and pipes (a batch result can be megabytes), indented for a
 		 * terminal. */
-		char *text = isatty(1) ? cJSON_Print(rs.envelope) : cJSON_PrintUnformatted(rs.envelope);
+		char *text = isatty(1) ? op_json_print(rs.envelope, true) : op_json_print(rs.envelope, false);
 
 		if (text)
 			printf("%s\n", text);

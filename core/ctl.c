@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "cli.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "outbox.h"
 
@@ -131,7 +132,7 @@ cJSON *ag_status_json(struct agent *ag)
 
 static void reply(int fd, cJSON *o)
 {
-	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	char *text = o ? op_json_print(o, false) : NULL;
 
 	if (text) {
 		size_t len = strlen(text);
@@ -371,7 +372,7 @@ int cmd_ctl(int argc, char **argv, const char *command)
 	rc = ctl_call(cfg.state_dir, command, &out);
 	if (rc == 0) {
 		if (json || strcmp(command, "status") != 0) {
-			char *text = json ? cJSON_Print(out) : NULL;
+			char *text = json ? op_json_print(out, true) : NULL;
 
 			if (text)
 				printf("%s\n", text);

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "fsutil.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "workerproc.h"
 
@@ -256,7 +257,7 @@ static long scan_once(const struct dc_options *o, struct scan_item *items, size_
 		if (!items[i].done)
 			cJSON_AddItemToArray(files, cJSON_CreateString(items[i].p->file));
 	cJSON_AddItemToObject(req, "config", cJSON_Duplicate(configs, true));
-	text = cJSON_PrintUnformatted(req);
+	text = op_json_print(req, false);
 	cJSON_Delete(req);
 	if (text == NULL)
 		return op_fail(err, OP_ENOMEM, "out of memory"), -2;
@@ -453,7 +454,7 @@ static void cache_store(const char *path, const char *worker_id, const struct sc
 		if (p->stage)
 			cJSON_AddStringToObject(e, "stage", p->stage);
 	}
-	text = cJSON_PrintUnformatted(root);
+	text = op_json_print(root, false);
 	if (text != NULL) {
 		struct op_error err = {0};
 

@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "identity.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "secrets.h"
 #include "supervisor.h"
@@ -428,7 +429,7 @@ static op_rc store_enrollment(const struct ag_enroll_req *req, const struct tp_r
 		if (item->string && cJSON_GetObjectItemCaseSensitive(agent, item->string) == NULL)
 			cJSON_AddItemToObject(agent, item->string, cJSON_Duplicate(item, true));
 	}
-	text = cJSON_Print(agent);
+	text = op_json_print(agent, true);
 	if (text == NULL) {
 		rc = op_fail(err, OP_ENOMEM, "out of memory");
 		goto out;
@@ -709,7 +710,7 @@ static op_rc promote(const struct ag_config *cfg, const struct id_paths *p, stru
 		tp_format_time(ci.not_after, when, sizeof(when));
 		cJSON_DeleteItemFromObjectCaseSensitive(agent, "cert_not_after");
 		cJSON_AddStringToObject(agent, "cert_not_after", when);
-		out = cJSON_Print(agent);
+		out = op_json_print(agent, true);
 		if (out && write_text(p->agent, out, 0644, NULL) == OP_OK)
 			match_owner(p->agent, p->key);
 	}

@@ -12,6 +12,7 @@
 #include "canonjson.h"
 #include "fsutil.h"
 #include "identity.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "outbox.h"
 #include "utf8.h"
@@ -714,11 +715,11 @@ static void take_lease(struct agent *ag, const cJSON *lease)
 				p, "change_request",
 				cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(lease, "change_request"),
 						true));
-			ptext = cJSON_PrintUnformatted(p);
+			ptext = op_json_print(p, false);
 			cJSON_Delete(p);
 		}
 	} else {
-		ptext = params ? cJSON_PrintUnformatted(params) : NULL;
+		ptext = params ? op_json_print(params, false) : NULL;
 	}
 	st.id = lease_id;
 	st.type = type;

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "jsonprint.h"
 
 /* Lease ids come from the control plane: only [A-Za-z0-9_-] reach a file name. */
 static int safe_id(const char *id)
@@ -53,7 +54,7 @@ static op_rc put(const char *state_dir, const char *sub, const char *id, const c
 
 	if (!safe_id(id))
 		return op_fail(err, OP_EINVAL, "refusing to store lease id \"%s\"", id ? id : "");
-	text = cJSON_PrintUnformatted(doc);
+	text = op_json_print(doc, false);
 	if (text == NULL)
 		return op_fail(err, OP_ENOMEM, "out of memory");
 	path_of(state_dir, sub, id, path, sizeof(path));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "jsonprint.h"
 #include "log.h"
 
 struct rpc_call {
@@ -105,7 +106,7 @@ struct rpc_call *rpc_start(struct rpc *rpc, const char *method, const char *path
 	op_strlcpy(c->method, method, sizeof(c->method));
 	snprintf(c->url, sizeof(c->url), "%s%s", rpc->tp.base_url, path);
 	c->h = curl_easy_init();
-	if (c->h == NULL || (body && (c->body = cJSON_PrintUnformatted(body)) == NULL))
+	if (c->h == NULL || (body && (c->body = op_json_print(body, false)) == NULL))
 		goto fail;
 	if (tp_setup(&rpc->tp, c->h, method, path, c->body, &c->headers, &c->resp, &err) != OP_OK)
 		goto fail;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "redact.h"
 #include "workerproc.h"
@@ -241,7 +242,7 @@ char *sv_init_json(const struct sv_options *o, const cJSON *settings)
 		if (o->change_types_dir)
 			cJSON_AddStringToObject(agent, "change_types_dir", o->change_types_dir);
 	}
-	text = cJSON_PrintUnformatted(root);
+	text = op_json_print(root, false);
 	cJSON_Delete(root);
 	return text;
 }
@@ -483,7 +484,7 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 	if (sv->opts.memory_limit > 0)
 		cJSON_AddNumberToObject(init, "memory_limit", (double)sv->opts.memory_limit);
 #endif
-	text = cJSON_PrintUnformatted(init);
+	text = op_json_print(init, false);
 	if (text == NULL || queue_frame(w, FR_INIT, text, strlen(text)) < 0)
 		goto fail;
 	cJSON_free(text);
@@ -938,7 +939,7 @@ static void answer_secret(struct sv_worker *w, const char *payload, size_t len)
 
 static void answer_step(struct sv_worker *w, cJSON *outcome)
 {
-	char *text = outcome ? cJSON_PrintUnformatted(outcome) : NULL;
+	char *text = outcome ? op_json_print(outcome, false) : NULL;
 
 	if (text == NULL) {
 		const char *oom = "{\"started\":false,\"status\":\"crashed\","
@@ -1050,7 +1051,7 @@ static void start_step(struct sv_worker *w, const char *p, size_t len)
 			timeout = left;
 	}
 	l = calloc(1, sizeof(*l));
-	ptext = cJSON_PrintUnformatted(params);
+	ptext = op_json_print(params, false);
 	if (l == NULL || ptext == NULL) {
 		refuse_step(w, "out of memory");
 		free(l);
@@ -1317,7 +1318,7 @@ op_rc sv_start(struct sv *sv, const struct sv_task *task, const struct sv_events
 	cJSON_AddStringToObject(frame, "workspace", task->workspace);
 	if (sv->opts.output_limit)
 		cJSON_AddNumberToObject(frame, "output_limit", (double)sv->opts.output_limit);
-	text = cJSON_PrintUnformatted(frame);
+	text = op_json_print(frame, false);
 	if (text == NULL) {
 		rc = op_fail(err, OP_ENOMEM, "out of memory");
 		goto out;

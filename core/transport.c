@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "identity.h"
+#include "jsonprint.h"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "0.0.0"
@@ -426,7 +427,7 @@ op_rc tp_request(const struct tp_config *c, const char *method, const char *path
 	h = curl_easy_init();
 	if (h == NULL)
 		return op_fail(err, OP_ENOMEM, "cannot create an HTTP handle");
-	if (body != NULL && (text = cJSON_PrintUnformatted(body)) == NULL) {
+	if (body != NULL && (text = op_json_print(body, false)) == NULL) {
 		curl_easy_cleanup(h);
 		return op_fail(err, OP_ENOMEM, "out of memory");
 	}

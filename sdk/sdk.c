@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonprint.h"
 #include "units.h"
 
 const struct outpost_host_api *outpost_host;
@@ -287,9 +288,14 @@ int outpost_parse_size(const char *text, uint64_t *bytes)
 	return op_parse_size(text, bytes);
 }
 
+char *outpost_json_print(const cJSON *value, bool pretty)
+{
+	return op_json_print(value, pretty);
+}
+
 int outpost_set_result(outpost_ctx *ctx, const cJSON *result)
 {
-	char *text = cJSON_PrintUnformatted(result);
+	char *text = op_json_print(result, false);
 	int rc;
 
 	if (text == NULL)
@@ -340,7 +346,7 @@ int outpost_call(outpost_ctx *ctx, const char *type, const cJSON *params, double
 			     outpost_host->abi_major, outpost_host->abi_minor);
 		return -1;
 	}
-	text = params ? cJSON_PrintUnformatted(params) : NULL;
+	text = params ? op_json_print(params, false) : NULL;
 	rc = outpost_host->call(ctx, type, text ? text : "{}", text ? strlen(text) : 2, timeout, &out,
 				&out_len);
 	cJSON_free(text);
@@ -363,7 +369,7 @@ int outpost_record(outpost_ctx *ctx, const cJSON *record)
 
 	if (!OUTPOST_HOST_HAS(outpost_host, record) || !cJSON_IsObject(record))
 		return -1;
-	text = cJSON_PrintUnformatted(record);
+	text = op_json_print(record, false);
 	if (text == NULL)
 		return -1;
 	rc = outpost_host->record(ctx, text, strlen(text));

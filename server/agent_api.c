@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "canonjson.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "schema.h"
 #include "server.h"
@@ -725,7 +726,7 @@ static void leases_done(struct rq *r)
 	if (w->slots > s->cfg.max_slots)
 		w->slots = s->cfg.max_slots;
 	w->types = r->work;
-	w->types_key = cJSON_PrintUnformatted(w->types);
+	w->types_key = op_json_print(w->types, false);
 	r->work = NULL;
 	r->waiter = w;
 	w->timer = evtimer_new(s->base, waiter_timeout, w);

@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "config.h"
 #include "fsutil.h"
+#include "jsonprint.h"
 #include "units.h"
 #include "util.h"
 #include "yamltree.h"
@@ -255,7 +256,7 @@ static int call(struct cli *c, const char *method, const char *path, const cJSON
 		curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
 	}
 	if (body) {
-		text = cJSON_PrintUnformatted(body);
+		text = op_json_print(body, false);
 		h = curl_slist_append(h, "Content-Type: application/json");
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "{}");
 	}
@@ -321,7 +322,7 @@ static void pretty(struct op_buf *b, const cJSON *v, int depth)
 			op_buf_printf(b, "%*s", 2 * (depth + 1), "");
 			if (obj) {
 				cJSON *k = cJSON_CreateString(x->string);
-				char *ks = cJSON_PrintUnformatted(k);
+				char *ks = op_json_print(k, false);
 
 				op_buf_printf(b, "%s: ", ks ? ks : "\"\"");
 				cJSON_free(ks);
@@ -333,7 +334,7 @@ static void pretty(struct op_buf *b, const cJSON *v, int depth)
 		return;
 	}
 	{
-		char *s = cJSON_PrintUnformatted(v);
+		char *s = op_json_print(v, false);
 
 		op_buf_puts(b, s ? s : "null");
 		cJSON_free(s);
@@ -384,7 +385,7 @@ static void cell(const cJSON *v, char *out, size_t size)
 		snprintf(out, size, "%s", b.data ? b.data : "-");
 		op_buf_release(&b);
 	} else {
-		char *p = cJSON_PrintUnformatted(v);
+		char *p = op_json_print(v, false);
 
 		snprintf(out, size, "%s", p ? p : "?");
 		cJSON_free(p);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "jsonprint.h"
 #include "log.h"
 #include "redact.h"
 #include "schema.h"
@@ -140,7 +141,7 @@ void rq_send(struct rq *r)
 		if (r->resp == NULL)
 			r->resp = cJSON_CreateObject();
 		add_server_time(r->resp);
-		text = cJSON_PrintUnformatted(r->resp);
+		text = op_json_print(r->resp, false);
 	}
 	if (text && r->text == NULL) {
 		len = strlen(text);

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "jsonprint.h"
 #include "store.h"
 
 #define CACHE_SLOTS 512
@@ -120,7 +121,7 @@ static int bind_value(sqlite3_stmt *st, int idx, enum store_type type, const cJS
 		return sqlite3_bind_null(st, idx);
 	switch (type) {
 	case ST_JSON: {
-		char *text = cJSON_PrintUnformatted(v);
+		char *text = op_json_print(v, false);
 		int r;
 
 		if (text == NULL)

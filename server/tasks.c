@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "jsonprint.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -418,7 +419,7 @@ cJSON *tasks_routing(struct srv *s, struct store *st, const cJSON *t, const cJSO
 	snprintf(desc[C_ENV], sizeof(desc[0]), "environment=%s", v ? v : "");
 	used[C_TAGS] = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "tags")) > 0;
 	{
-		char *tags = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(t, "tags"));
+		char *tags = op_json_print(cJSON_GetObjectItemCaseSensitive(t, "tags"), false);
 
 		snprintf(desc[C_TAGS], sizeof(desc[0]), "tags=%s", tags ? tags : "[]");
 		cJSON_free(tags);

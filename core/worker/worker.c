@@ -33,6 +33,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "jsonprint.h"
 #include "plugin_load.h"
 #include "schema.h"
 
@@ -91,7 +92,7 @@ static int send_frame(uint8_t type, const void *data, size_t len)
 
 static int send_json(uint8_t type, const cJSON *obj)
 {
-	char *text = cJSON_PrintUnformatted(obj);
+	char *text = op_json_print(obj, false);
 	int rc;
 
 	if (text == NULL)
@@ -429,7 +430,7 @@ static int load_for_task(const cJSON *init)
 		return -1;
 	}
 	W.plugin_loaded = true;
-	config_text = config ? cJSON_PrintUnformatted(config) : strdup("{\"config\":{},\"agent\":{}}");
+	config_text = config ? op_json_print(config, false) : strdup("{\"config\":{},\"agent\":{}}");
 	if (config_text == NULL) {
 		send_load_error(WK_STAGE_INIT, "worker: out of memory");
 		goto out;
@@ -506,7 +507,7 @@ static int run_task(const cJSON *task)
 		if (op_schema_apply_defaults(W.plugin.schemas[idx], effective) < 0)
 			goto out;
 	}
-	text = cJSON_PrintUnformatted(effective);
+	text = op_json_print(effective, false);
 	if (text == NULL)
 		goto out;
 	if (W.plugin.desc.validate != NULL) {
@@ -579,7 +580,7 @@ static void scan_one(const char *path, const cJSON *configs)
 		W.init_error[0] = '\0';
 		if (p.desc.init != NULL) {
 			const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(configs, path);
-			char *text = cfg ? cJSON_PrintUnformatted(cfg)
+			char *text = cfg ? op_json_print(cfg, false)
 					 : strdup("{\"config\":{},\"agent\":{}}");
 
 			irc = text ? p.desc.init(&the_ctx, text, strlen(text), &state)

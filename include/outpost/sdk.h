@@ -112,8 +112,15 @@ int outpost_parse_size(const char *text, uint64_t *bytes);
 
 /* ---- results, secrets, artifacts ------------------------------------------------------- */
 
-/* Serialises RESULT and hands it to the host. Returns 0 or -1 (out of memory). */
+/* Serialises RESULT and hands it to the host. Returns 0 or -1 (out of memory). Numbers keep
+ * every digit, as with outpost_json_print(). */
 int outpost_set_result(outpost_ctx *ctx, const cJSON *result);
+
+/* VALUE as JSON text, compact or PRETTY, like cJSON_PrintUnformatted / cJSON_Print except
+ * that every number reads back as the same double (cJSON alone writes 0.30000000000000004
+ * as 0.3). Free with cJSON_free(); NULL when out of memory. Not for a tree another thread
+ * reads at the same time. */
+char *outpost_json_print(const cJSON *value, bool pretty);
 
 /* The secret NAME for use towards FOR_HOST (may be NULL). On refusal sets the error and
  * returns NULL; the caller returns OUTPOST_ERR_DENIED. The value stays the host's. */

@@ -272,7 +272,7 @@ static int render_env(struct run *r, const struct ch_step *s, struct rendered *x
 		snprintf(name, sizeof(name), "PARAM_%s", p->string);
 		for (char *c = name; *c; c++)
 			*c = (char)toupper((unsigned char)*c);
-		text = cJSON_IsArray(p) || cJSON_IsObject(p) ? cJSON_PrintUnformatted(p)
+		text = cJSON_IsArray(p) || cJSON_IsObject(p) ? outpost_json_print(p, false)
 							       : scalar_text(p);
 		if (text == NULL || push_env(x, name, text) < 0) {
 			free(text);
@@ -473,7 +473,7 @@ static bool same(const cJSON *a, const cJSON *b)
 
 static void describe(const cJSON *v, char *out, size_t size)
 {
-	char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+	char *t = v ? outpost_json_print(v, false) : NULL;
 
 	snprintf(out, size, "%.200s%s", t ? t : "absent", t && strlen(t) > 200 ? "..." : "");
 	cJSON_free(t);

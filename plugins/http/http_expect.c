@@ -265,8 +265,8 @@ void http_expect_check(const struct http_spec *spec, CURL *easy, long status,
 					add_failure(failures, "expect.json[\"%s\"]: not found: %s",
 						    j->path, why);
 				} else if (!cJSON_Compare(got, j->value, true)) {
-					char *w = cJSON_PrintUnformatted(j->value);
-					char *g = cJSON_PrintUnformatted(got);
+					char *w = outpost_json_print(j->value, false);
+					char *g = outpost_json_print(got, false);
 
 					add_failure(failures, "expect.json[\"%s\"]: expected %.200s, got %.200s",
 						    j->path, w ? w : "?", g ? g : "?");

@@ -478,14 +478,14 @@ static int http_validate(outpost_ctx *ctx, void *state, const char *type, const 
  * per-request list into the artifact batch-results.json and says so in the result. */
 static int set_batch_result(outpost_ctx *ctx, struct http_settings *st, cJSON *result)
 {
-	char *text = cJSON_PrintUnformatted(result);
+	char *text = outpost_json_print(result, false);
 	int rc = -1;
 
 	if (text == NULL)
 		return -1;
 	if (strlen(text) > st->max_result) {
 		cJSON *list = cJSON_DetachItemFromObjectCaseSensitive(result, "requests");
-		char *full = cJSON_PrintUnformatted(list);
+		char *full = outpost_json_print(list, false);
 		int fd = -1;
 
 		cJSON_Delete(list);
@@ -514,7 +514,7 @@ static int set_batch_result(outpost_ctx *ctx, struct http_settings *st, cJSON *r
 					  "per-request results are left out of the result");
 		}
 		free(full);
-		text = cJSON_PrintUnformatted(result);
+		text = outpost_json_print(result, false);
 		if (text == NULL)
 			return -1;
 	}

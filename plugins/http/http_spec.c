@@ -352,7 +352,7 @@ static int parse_body(const struct src *s, struct http_spec *spec)
 		spec->body_len = strlen(v->valuestring);
 	} else if (strcmp(which, "json") == 0) {
 		spec->body_kind = BODY_JSON;
-		spec->body = cJSON_PrintUnformatted(v);
+		spec->body = outpost_json_print(v, false);
 		if (spec->body == NULL)
 			return outpost_fail(s->ctx, OUTPOST_ERR_INTERNAL, "out of memory");
 		spec->body_text = spec->body;
@@ -616,7 +616,7 @@ static int parse_expect(const struct src *s, struct http_spec *spec)
 		if (spec->n_status >= HTTP_MAX_STATUS_RANGES)
 			return bad(s, where, key, "too many entries");
 		if (parse_status(e, &spec->status[spec->n_status]) < 0) {
-			char *t = cJSON_PrintUnformatted(e);
+			char *t = outpost_json_print(e, false);
 
 			rc = bad(s, where, key,
 				 "%s is not a status (100-599), a class such as \"2xx\" or a range "

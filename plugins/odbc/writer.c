@@ -416,8 +416,8 @@ static size_t fixed_text(enum od_kind kind, const struct od_cell *v, char *buf)
 }
 
 /* How an integer's text goes into JSON: 1 as a number, 0 as a string (more than 15 digits:
- * DBL_DIG, what survives any reader or writer of JSON that goes through a double, such as
- * cJSON's 15-digit printing), -1 not an integer at all (also a string). */
+ * DBL_DIG, what survives any reader or writer of JSON that goes through a double, as
+ * JavaScript's does), -1 not an integer at all (also a string). */
 static int json_integer(const char *p, size_t len)
 {
 	size_t i = len > 0 && p[0] == '-' ? 1 : 0, digits = len - i;

@@ -26,6 +26,12 @@ ta_wait_task "$task" succeeded
 t_srv_cli task logs "$task" >"$T/logs.txt" 2>&1
 t_expect_contains "$T/logs.txt" 'INFO  echo: {"action":"echo","x":42}'
 t_expect_eq 42 "$(ta_task "$task" result | python3 -c 'import json,sys; print(json.load(sys.stdin)["x"])')"
+# Numbers keep every digit on the whole way: admin API, store, lease, worker, plugin, outbox,
+# completion, and back (cJSON alone prints 15 significant digits).
+task=$(ta_submit testkit.run '{"action": "echo", "f": 0.30000000000000004, "big": 9007199254740991}')
+ta_wait_task "$task" succeeded
+t_expect_eq "0.30000000000000004 9007199254740991" \
+  "$(ta_task "$task" result | python3 -c 'import json,sys; d=json.load(sys.stdin); print(repr(d["f"]), d["big"])')"
 
 # Output streamed as it happens, and a failing task.
 task=$(ta_submit testkit.run '{"action": "print", "bytes": 20000}')
@@ -53,8 +59,8 @@ t_expect_eq "$id" "$(t_json "$D/status.json" .agent_id)"
 # Prometheus metrics on the localhost port.
 curl -sf "http://127.0.0.1:$mport/metrics" >"$T/metrics.txt" || t_fail "no metrics"
 t_expect_contains "$T/metrics.txt" 'outpost_agent_heartbeat_latency_seconds_count'
-t_expect_contains "$T/metrics.txt" 'outpost_agent_task_duration_seconds_count{type="testkit.run",outcome="succeeded"} 2'
-t_expect_contains "$T/metrics.txt" 'outpost_agent_leases_total 4'
+t_expect_contains "$T/metrics.txt" 'outpost_agent_task_duration_seconds_count{type="testkit.run",outcome="succeeded"} 3'
+t_expect_contains "$T/metrics.txt" 'outpost_agent_leases_total 5'
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/other")" = 404 ] || t_fail "metrics: 404 expected"
 
 # No secret or token in the agent's log.

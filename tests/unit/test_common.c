@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the shared code: units, schema subset, redaction, canonical JSON, buffers. */
+/* Unit tests of the shared code: units, schema subset, redaction, canonical JSON, exact
+ * JSON numbers, buffers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "buf.h"
 #include "canonjson.h"
+#include "jsonprint.h"
 #include "redact.h"
 #include "schema.h"
 #include "units.h"
@@ -232,6 +234,41 @@ static void test_buf(void **state)
 	free(s);
 }
 
+/* Every number reads back as the same double; the tree is as it was afterwards; a value
+ * inside a list prints alone. */
+static void test_json_print(void **state)
+{
+	const char *in = "{\"f\":0.30000000000000004,\"big\":9007199254740991,\"i\":42,"
+			 "\"neg\":-1.5,\"tiny\":5e-324,\"a\":[0.1,1e+300,2.000000000000001]}";
+	cJSON *v = cJSON_Parse(in), *back;
+	char *text;
+
+	(void)state;
+	assert_non_null(v);
+	text = op_json_print(v, false);
+	assert_non_null(text);
+	assert_string_equal(text, "{\"f\":0.30000000000000004,\"big\":9007199254740991,"
+				  "\"i\":42,\"neg\":-1.5,\"tiny\":4.94065645841247e-324,"
+				  "\"a\":[0.1,1e+300,2.0000000000000009]}");
+	back = cJSON_Parse(text);
+	assert_true(cJSON_Compare(v, back, true));
+	cJSON_free(text);
+	cJSON_Delete(back);
+	/* Restored: numbers again, no text left on them. */
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(v, "f")));
+	assert_null(cJSON_GetObjectItem(v, "f")->valuestring);
+	assert_true(cJSON_IsNumber(cJSON_GetArrayItem(cJSON_GetObjectItem(v, "a"), 2)));
+	/* One member of an object: its siblings are not printed. */
+	text = op_json_print(cJSON_GetObjectItem(v, "a"), false);
+	assert_string_equal(text, "[0.1,1e+300,2.0000000000000009]");
+	cJSON_free(text);
+	text = op_json_print(cJSON_GetObjectItem(v, "big"), true);
+	assert_string_equal(text, "9007199254740991");
+	cJSON_free(text);
+	assert_null(op_json_print(NULL, false));
+	cJSON_Delete(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_schema),	     cmocka_unit_test(test_schema_check),
 		cmocka_unit_test(test_schema_defaults), cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_redact_stream), cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_json_print),
 		cmocka_unit_test(test_buf),
 	};
 
