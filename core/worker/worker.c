@@ -14,6 +14,7 @@
  *             FR_SCAN_RESULT; exit 0. A crash here tells the parent which file did it.
  */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -39,6 +40,9 @@
 
 #define EXIT_LOAD_FAILED WK_EXIT_LOAD_FAILED
 #define EXIT_PROTOCOL WK_EXIT_PROTOCOL
+/* The signal the kernel sends when the agent dies, and how the worker then exits. */
+#define AGENT_GONE_SIGNAL SIGHUP
+#define EXIT_AGENT_GONE (128 + SIGHUP)
 
 struct outpost_ctx {
 	int unused;
@@ -371,6 +375,65 @@ static void on_sigterm(int sig)
 	request_cancel();
 }
 
+/* ---- the agent is gone --------------------------------------------------------------- */
+
+/* Kills each child of thread TID (digits) and the process group it leads: a change step's
+ * command and what it started in its group. Async-signal-safe. */
+static void kill_children_of(const char *tid)
+{
+	static const char pre[] = "/proc/self/task/", post[] = "/children";
+	char path[64], buf[4096];
+	size_t len = strlen(tid);
+	long long pid = -1;
+	ssize_t n;
+	int fd;
+
+	if (sizeof(pre) + len + sizeof(post) > sizeof(path))
+		return;
+	memcpy(path, pre, sizeof(pre) - 1);
+	memcpy(path + sizeof(pre) - 1, tid, len);
+	memcpy(path + sizeof(pre) - 1 + len, post, sizeof(post));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (ssize_t i = 0; i < n + 1; i++) { /* "PID PID ... " */
+		if (i < n && buf[i] >= '0' && buf[i] <= '9') {
+			pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
+		} else if (pid > 0) {
+			kill((pid_t)-pid, SIGKILL);
+			kill((pid_t)pid, SIGKILL);
+			pid = -1;
+		}
+	}
+}
+
+/* PR_SET_PDEATHSIG: the agent died (kill -9 included). The worker goes too, and takes what it
+ * started with it — a command a plugin runs in a process group of its own would otherwise
+ * outlive both. Only async-signal-safe calls (getdents64, no opendir). */
+static void on_agent_gone(int sig)
+{
+	char buf[2048];
+	ssize_t n;
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	(void)sig;
+	if (fd >= 0) {
+		while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
+			for (ssize_t off = 0; off < n;) {
+				struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+
+				off += d->d_reclen;
+				if (d->d_name[0] >= '0' && d->d_name[0] <= '9')
+					kill_children_of(d->d_name);
+			}
+		}
+		close(fd);
+	}
+	_exit(EXIT_AGENT_GONE);
+}
+
 /* ---- task mode ---------------------------------------------------------------------- */
 
 static void send_load_error(const char *stage, const char *message)
@@ -654,11 +717,20 @@ int main(int argc, char **argv)
 		if (getsockopt(W.fd, SOL_SOCKET, SO_TYPE, &stype, &sl) < 0)
 			return usage();
 	}
-	/* A worker never outlives the agent that started it (a kill -9 of the agent included). */
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* A worker never outlives the agent that started it (a kill -9 of the agent included),
+	 * nor does what it started. */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigterm;
+	sigfillset(&sa.sa_mask);
+	sa.sa_handler = on_agent_gone;
+	sigaction(AGENT_GONE_SIGNAL, &sa, NULL);
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, AGENT_GONE_SIGNAL);
+	sigprocmask(SIG_UNBLOCK, &sa.sa_mask, NULL);
+	/* (An agent gone before this call shows as the end of the socket at the first read.) */
+	if (prctl(PR_SET_PDEATHSIG, AGENT_GONE_SIGNAL) < 0)
+		return EXIT_AGENT_GONE;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_sigterm;
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

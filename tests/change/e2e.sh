@@ -38,7 +38,10 @@ apply:
     exec: echo first >> "$OUTPOST_CR_DIR/log"
   - name: slow
     shell: true
-    exec: echo slow >> "$OUTPOST_CR_DIR/log"; sleep 2
+    exec: >-
+      echo slow >> "$OUTPOST_CR_DIR/log";
+      if [ "$(grep -c slow "$OUTPOST_CR_DIR/log")" = 1 ]; then
+      sleep 60 & echo $! > "$OUTPOST_CR_DIR/sleep.pid"; wait; else sleep 1; fi
   - name: last
     shell: true
     exec: echo last >> "$OUTPOST_CR_DIR/log"
@@ -204,15 +207,20 @@ t_expect_contains "$(t_json "$T/tamper.json" .task.reason)" "change request appr
 t_expect_eq "[]" "$(t_json "$T/tamper.json" .steps)" "steps of a refused change"
 [ ! -e "$T/www/tampered" ] || t_fail "a change with a bad signature ran"
 
-# --- the agent is killed mid-step: the change is not re-leased but waits in needs_attention;
+# --- the agent is killed mid-step: what the step started dies with it (the worker takes its
+# children's process groups along); the change is not re-leased but waits in needs_attention;
 # the steps recorded before the kill reached the server; resume skips what was done and runs
 # the step that had started again.
 cr_file "$T/three.yaml" three-steps "$A1" '{}'
 cr=$(t_srv_cli cr create --file "$T/three.yaml" 2>/dev/null)
 as_bob cr approve "$cr" >/dev/null 2>&1
-t_wait_for 20 grep -q slow "$T/agents/a1/state/changes/$cr/log"
+t_wait_for 20 test -s "$T/agents/a1/state/changes/$cr/sleep.pid"
+step_pid=$(cat "$T/agents/a1/state/changes/$cr/sleep.pid")
+kill -0 "$step_pid" || t_fail "the slow step's command is not running"
 kill -KILL "$(ta_pid a1)"
 wait "$(ta_pid a1)" 2>/dev/null || true
+gone() { [ ! -e "/proc/$step_pid" ] || grep -q '^[0-9]* (.*) Z' "/proc/$step_pid/stat"; }
+t_wait_for 5 gone
 cr_wait "$cr" needs_attention
 ta_start a1
 task=$(t_srv_cli cr show "$cr" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["task_id"])')
