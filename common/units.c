@@ -100,7 +100,9 @@ void op_format_duration(double seconds, char *out, size_t size)
 		return;
 	}
 	s = (long long)(seconds + 0.5);
-	if (s >= 3600 && s % 60 == 0 && s % 3600)
+	if (s >= 2 * 86400 && s % 86400 == 0) /* "7d", not "168h"; one day stays "24h" */
+		snprintf(out, size, "%lldd", s / 86400);
+	else if (s >= 3600 && s % 60 == 0 && s % 3600)
 		snprintf(out, size, "%lldh%lldm", s / 3600, (s % 3600) / 60);
 	else if (s >= 3600 && s % 3600 == 0)
 		snprintf(out, size, "%lldh", s / 3600);

@@ -62,6 +62,12 @@ static void test_sizes(void **state)
 	assert_string_equal(out, "250ms");
 	op_format_duration(90, out, sizeof(out));
 	assert_string_equal(out, "90s");
+	op_format_duration(7 * 86400, out, sizeof(out));
+	assert_string_equal(out, "7d");
+	op_format_duration(86400, out, sizeof(out));
+	assert_string_equal(out, "24h");
+	op_format_duration(3 * 86400 + 3600, out, sizeof(out));
+	assert_string_equal(out, "73h");
 }
 
 static void check_schema(const char *schema, const char *instance, const char *want_err)
