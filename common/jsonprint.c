@@ -7,55 +7,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for "%1.17g" of any double ("-2.2250738585072014e-308") and its NUL. */
+#define NUM_TEXT 26
+
 /* The numbers written as raw text while a tree prints, to be turned back afterwards. */
 struct marks {
 	cJSON **nodes;
-	size_t n, cap;
+	char *texts; /* NUM_TEXT bytes a node */
+	size_t n;
 };
 
-/* True when cJSON's own printing of N's number could lose digits: it is not the integer
- * cJSON prints exactly, and "%1.15g" does not read back as the same double. */
-static bool lossy(const cJSON *n)
+/* True for a number cJSON would print with "%1.15g" and a loose round-trip check: not an
+ * integer it prints exactly as one, not NaN or infinity (printed as null). */
+static bool is_fraction(const cJSON *n)
 {
-	char text[32];
 	double d = n->valuedouble;
 
-	if (isnan(d) || isinf(d) || d == (double)n->valueint)
-		return false;
-	snprintf(text, sizeof(text), "%1.15g", d);
-	return strtod(text, NULL) != d;
+	return cJSON_IsNumber(n) && !isnan(d) && !isinf(d) && d != (double)n->valueint;
 }
 
-/* Makes N, when it is a lossy number, or each lossy number under it a raw node holding
- * "%1.17g" of it. -1 when out of memory (what was marked is in M, for unmark()). */
-static int mark(cJSON *n, struct marks *m)
+static size_t count(const cJSON *n)
 {
-	char text[32];
+	size_t k = 0;
 
-	if (!cJSON_IsNumber(n)) {
+	if (is_fraction(n))
+		return 1;
+	for (const cJSON *c = n->child; c != NULL; c = c->next)
+		k += count(c);
+	return k;
+}
+
+/* Writes each such number under N as raw text of its own: "%1.15g" when that reads back as
+ * the same double, otherwise "%1.17g", which always does. cJSON then copies the text instead
+ * of printing the number itself. */
+static void mark(cJSON *n, struct marks *m)
+{
+	char *text;
+
+	if (!is_fraction(n)) {
 		for (cJSON *c = n->child; c != NULL; c = c->next)
-			if (mark(c, m) < 0)
-				return -1;
-		return 0;
+			mark(c, m);
+		return;
 	}
-	if (!lossy(n))
-		return 0;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		cJSON **nodes = realloc(m->nodes, cap * sizeof(*nodes));
-
-		if (nodes == NULL)
-			return -1;
-		m->nodes = nodes;
-		m->cap = cap;
-	}
-	snprintf(text, sizeof(text), "%1.17g", n->valuedouble);
-	n->valuestring = strdup(text);
-	if (n->valuestring == NULL)
-		return -1;
+	text = m->texts + m->n * NUM_TEXT;
+	snprintf(text, NUM_TEXT, "%1.15g", n->valuedouble);
+	if (strtod(text, NULL) != n->valuedouble)
+		snprintf(text, NUM_TEXT, "%1.17g", n->valuedouble);
+	n->valuestring = text;
 	n->type = (n->type & ~0xFF) | cJSON_Raw;
 	m->nodes[m->n++] = n;
-	return 0;
 }
 
 static void unmark(struct marks *m)
@@ -63,24 +63,33 @@ static void unmark(struct marks *m)
 	for (size_t i = 0; i < m->n; i++) {
 		cJSON *n = m->nodes[i];
 
-		free(n->valuestring);
 		n->valuestring = NULL;
 		n->type = (n->type & ~0xFF) | cJSON_Number;
 	}
-	free(m->nodes);
 }
 
 char *op_json_print(const cJSON *value, bool pretty)
 {
-	struct marks m = {0};
 	/* The tree is the caller's; it is changed only between here and unmark() below. */
 	cJSON *v = (cJSON *)(uintptr_t)value;
+	struct marks m = {0};
 	char *text = NULL;
+	size_t k;
 
 	if (v == NULL)
 		return NULL;
-	if (mark(v, &m) == 0)
-		text = pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
+	k = count(v);
+	if (k > 0) {
+		m.nodes = malloc(k * sizeof(*m.nodes));
+		m.texts = malloc(k * NUM_TEXT);
+		if (m.nodes == NULL || m.texts == NULL)
+			goto out;
+		mark(v, &m);
+	}
+	text = pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
 	unmark(&m);
+out:
+	free(m.nodes);
+	free(m.texts);
 	return text;
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,7 +280,7 @@ int cmd_plugins(int argc, char **argv)
 struct run_state {
 	bool done;
 	int exit_code;
-	cJSON *envelope;
+	char *envelope; /* the outcome as printed: compact for pipes, indented for a terminal */
 	cJSON *records;
 };
 
@@ -341,11 +342,13 @@ static void run_done(void *ud, const struct sv_outcome *o)
 		cJSON_AddStringToObject(env, "error", o->error);
 	else
 		cJSON_AddNullToObject(env, "error");
+	/* References, not copies: printed before done() returns (a batch result can be
+	 * megabytes). */
 	if (o->result)
-		cJSON_AddItemToObject(env, "result", cJSON_Duplicate(o->result, true));
+		cJSON_AddItemReferenceToObject(env, "result", (cJSON *)(uintptr_t)o->result);
 	else
 		cJSON_AddNullToObject(env, "result");
-	cJSON_AddItemToObject(env, "artifacts", cJSON_Duplicate(o->artifacts, true));
+	cJSON_AddItemReferenceToObject(env, "artifacts", (cJSON *)(uintptr_t)o->artifacts);
 	cJSON_AddNumberToObject(env, "duration", (double)(long long)(o->duration * 1000) / 1000);
 	if (o->output_cut)
 		cJSON_AddNumberToObject(env, "output_cut", (double)o->output_cut);
@@ -353,7 +356,8 @@ static void run_done(void *ud, const struct sv_outcome *o)
 		cJSON_AddItemToObject(env, "records", rs->records);
 		rs->records = NULL;
 	}
-	rs->envelope = env;
+	rs->envelope = op_json_print(env, isatty(1));
+	cJSON_Delete(env);
 	if (o->status != SV_SUCCEEDED)
 		fprintf(stderr, "ERROR: task %s: %s\n", sv_status_name(o->status),
 			o->error ? o->error : "(no message)");
@@ -774,15 +778,8 @@ static int plugin_run(int argc, char **argv)
 			sv_handle(sv, fds, n);
 		sv_tick(sv);
 	}
-	if (rs.envelope) {
-		/* Compact for scripts and pipes (a batch result can be megabytes), indented for a
-		 * terminal. */
-		char *text = isatty(1) ? op_json_print(rs.envelope, true) : op_json_print(rs.envelope, false);
-
-		if (text)
-			printf("%s\n", text);
-		cJSON_free(text);
-	}
+	if (rs.envelope)
+		printf("%s\n", rs.envelope);
 	rc = rs.done ? rs.exit_code : RUN_EXIT_CRASHED;
 out:
 	sv_free(sv);
@@ -793,7 +790,7 @@ out:
 	free(specs);
 	if (sfd >= 0)
 		close(sfd);
-	cJSON_Delete(rs.envelope);
+	cJSON_free(rs.envelope);
 	cJSON_Delete(rs.records);
 	free(task.type);
 	cJSON_free(task.params);
