@@ -71,6 +71,23 @@ static void usage(FILE *f)
 		"Run `outpost-agent COMMAND --help` for a command's options.\n");
 }
 
+static int cmd_version(int argc, char **argv)
+{
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: outpost-agent version\n\n"
+		       "Prints the agent's version and the plugin ABI it hosts (MAJOR.MINOR): a plugin\n"
+		       "built for the same major and at most that minor loads.\n");
+		return 0;
+	}
+	if (argc > 1) {
+		cli_error("version takes no arguments (got \"%s\")", argv[1]);
+		return 2;
+	}
+	printf("outpost-agent %s (plugin ABI %d.%d)\n", OUTPOST_VERSION, OUTPOST_ABI_MAJOR,
+	       OUTPOST_ABI_MINOR);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char **args = protect_argv(argc, argv);
@@ -101,9 +118,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(args[1], "plugin") == 0) {
 		rc = cmd_plugin(argc - 1, args + 1);
 	} else if (strcmp(args[1], "version") == 0 || strcmp(args[1], "--version") == 0) {
-		printf("outpost-agent %s (plugin ABI %d.%d)\n", OUTPOST_VERSION, OUTPOST_ABI_MAJOR,
-		       OUTPOST_ABI_MINOR);
-		rc = 0;
+		rc = cmd_version(argc - 1, args + 1);
 	} else if (strcmp(args[1], "help") == 0 || strcmp(args[1], "--help") == 0 ||
 		   strcmp(args[1], "-h") == 0) {
 		usage(stdout);
