@@ -396,17 +396,22 @@ static void kill_children_of(const char *tid)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	for (ssize_t i = 0; i < n + 1; i++) { /* "PID PID ... " */
-		if (i < n && buf[i] >= '0' && buf[i] <= '9') {
-			pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
-		} else if (pid > 0) {
-			kill((pid_t)-pid, SIGKILL);
-			kill((pid_t)pid, SIGKILL);
-			pid = -1;
+	/* "PID PID ... ": a number counts once its space has been read, so one cut between two
+	 * reads is carried over, never taken for a shorter PID. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				pid = (pid < 0 ? 0 : pid * 10) + (buf[i] - '0');
+			} else {
+				if (pid > 0) {
+					kill((pid_t)-pid, SIGKILL);
+					kill((pid_t)pid, SIGKILL);
+				}
+				pid = -1;
+			}
 		}
 	}
+	close(fd);
 }
 
 /* PR_SET_PDEATHSIG: the agent died (kill -9 included). The worker goes too, and takes what it
