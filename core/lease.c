@@ -451,10 +451,14 @@ static void queue_message(struct ag_task *t, cJSON *message)
 	cJSON_AddStringToObject(message, "task_id", t->task_id);
 	cJSON_AddStringToObject(message, "type", t->type);
 	if (ob_put(t->ag->cfg.state_dir, t->lease_id, message, &err) != OP_OK) {
+		const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(message, "path"));
+		size_t len = path ? strlen(path) : 0;
+		bool release = len >= 8 && strcmp(path + len - 8, "/release") == 0;
+
 		op_log_error("outbox",
-			     "cannot store the result of task %s durably: %s: sending it from memory "
+			     "cannot store the %s of task %s durably: %s: sending it from memory "
 			     "(it is lost if the agent stops before the control plane has it)",
-			     t->task_id, err.msg);
+			     release ? "release" : "result", t->task_id, err.msg);
 		ag_set_error(t->ag, "outbox: %s", err.msg);
 	}
 	cJSON_Delete(t->message);
