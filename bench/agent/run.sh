@@ -3,7 +3,8 @@
 # The run-loop benchmark (issue 15): real outpost-server and outpost-agent on this machine.
 #   bench/agent/run.sh [BUILD_DIR] [TASKS] [IDLE_SECONDS]     (defaults: build 1000 300)
 # (a) submit -> completed of a no-op task, one at a time: p50/p99 (server's own timestamps)
-# (b) throughput at concurrency 8, beside the posix_spawn ceiling measured now
+# (b) throughput at concurrency 8, beside the posix_spawn ceiling measured now (and, for
+#     comparison, the fork rate of a process that loaded the plugin)
 # (c) the idle agent: RSS, PSS, CPU over IDLE_SECONDS, beside a C program that made one HTTPS
 #     request with libcurl + OpenSSL and sleeps (and collectd / prometheus-node-exporter
 #     where installed)
@@ -51,6 +52,8 @@ printf '(b) throughput, concurrency 8:        %6.1f tasks/s   ceiling (posix_spa
   "$tput" "$floor" "$($PY -c "print($tput / $floor)")"
 printf '    two spawners at once, one a core:  %6.1f/s in all  (the tasks/s are %.2fx that)\n' \
   "$floor2" "$($PY -c "print($tput / $floor2)")"
+fork1=$("$B/bench/agent/bench_fork_rate" "$OUTPOST_TEST_PLUGIN_DIR/testkit.so" 1000)
+printf '    for comparison, fork + exit of a process with the plugin loaded (a fork server'"'"'s cost): %6.1f/s\n' "$fork1"
 
 # (c) idle
 sed -i 's/^concurrency: 8/concurrency: 1/' "$T/agents/a1/config.yaml"
