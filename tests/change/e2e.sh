@@ -3,7 +3,8 @@
 # Change requests end to end: the real outpost-server, two real agents with the change plugin
 # and the bundled change types, and a real nginx on loopback under a small service manager.
 # An unapproved change request is never leased; an approved one runs on its target only and
-# restarts nginx; a file put in place that fails its check is rolled back; a dry run changes
+# restarts nginx; one whose health url keeps failing is rolled back (with the http plugin, where
+# it is built); a file put in place that fails its check is rolled back; a dry run changes
 # nothing; an approval that does not verify with the agent's key is refused; `cr show` prints
 # the step-by-step record; a change whose agent was killed mid-step waits in needs_attention
 # and resumes from its record.
@@ -13,6 +14,8 @@ t_srv_init
 t_srv_start --heartbeat-interval 500ms --lease-ttl 3s --long-poll 2s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
 t_plugin_dir "$P" change
+# the http plugin, where it is built, for the health_url check of restart-service
+[ -f "$OUTPOST_PLUGIN_DIR/http.so" ] && t_plugin_dir "$P" http
 tok=$(t_srv_cli token create --uses 5 2>/dev/null)
 bob=$(t_srv_cli admin-token create --name bob 2>/dev/null)
 echo "$bob" >"$T/bob.tok"
@@ -157,6 +160,26 @@ t_expect_contains "$T/cr.txt" '5 verify "health command": ok in '
 t_srv_cli task logs "$task" >"$T/task.log" 2>&1
 t_expect_contains "$T/task.log" "apply step 2 (restart): bash $CH_SRC/svc.sh restart $NG/svc"
 t_expect_contains "$T/task.log" "restarted: pid $pid0 -> "
+
+# --- a service that does not come back healthy: its health url keeps failing (an http.request
+# step through the http plugin), the change fails after its attempts, the rollback runs.
+if [ -f "$P/http.so" ]; then
+  UNHEALTHY="{\"unit\": \"nginx-test\", \"restart_command\": [\"bash\", \"$CH_SRC/svc.sh\", \"restart\", \"$NG/svc\"],
+   \"health_url\": \"${URL%/}/no-such-page\", \"health_attempts\": 2, \"health_interval\": \"100ms\",
+   \"rollback_command\": [\"touch\", \"$T/rolled-back\"]}"
+  cr_file "$T/unhealthy.yaml" restart-service "$A1" "$UNHEALTHY"
+  cr=$(t_srv_cli cr create --file "$T/unhealthy.yaml" 2>/dev/null)
+  as_bob cr approve "$cr" >/dev/null 2>&1
+  cr_wait "$cr" failed
+  [ -e "$T/rolled-back" ] || t_fail "the rollback command of an unhealthy restart did not run"
+  t_srv_cli cr show "$cr" --json >"$T/unhealthy.json"
+  t_expect_contains "$(t_json "$T/unhealthy.json" .task.reason)" 'verify step 6 (health url) failed'
+  t_expect_contains "$(t_json "$T/unhealthy.json" .task.reason)" "expected status 2xx or 3xx, got 404"
+  t_expect_contains "$(t_json "$T/unhealthy.json" .task.reason)" 'rolled back (1 rollback step ran)'
+  t_srv_cli cr show "$cr" >"$T/unhealthy.txt"
+  t_expect_contains "$T/unhealthy.txt" '6 verify "health url": failed in '
+  t_expect_contains "$T/unhealthy.txt" '7 rollback "rollback command": ok in '
+fi
 
 # --- a file put in place that fails its check is rolled back (put-file, verify nginx -t).
 cr_file "$T/badconf.yaml" put-file "$A1" "$(python3 -c 'import json,sys; print(json.dumps({"path": sys.argv[1] + "/nginx.conf",
