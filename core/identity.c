@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "fsutil.h"
+#include "sigverify.h"
 
 void id_path(const char *state_dir, enum id_file f, char *out, size_t size)
 {
@@ -220,48 +221,20 @@ op_rc id_key_matches(const char *cert_path, const char *key_path, struct op_erro
 op_rc id_verify(const char *pubkey_path, const void *data, size_t len, const char *sig_b64,
 		struct op_error *err)
 {
-	unsigned char sig[1024];
-	FILE *f = fopen(pubkey_path, "re");
-	EVP_PKEY *key = NULL;
-	EVP_MD_CTX *ctx = NULL;
-	size_t b64len = strlen(sig_b64);
-	int siglen, pad = 0;
-	op_rc rc = OP_OK;
-
-	if (f == NULL)
+	switch (op_sig_verify(pubkey_path, data, len, sig_b64)) {
+	case OP_SIG_OK:
+		return OP_OK;
+	case OP_SIG_NO_KEY:
 		return op_fail(err, OP_ENOENT, "cannot read the approval key %s: %s", pubkey_path,
 			       strerror(errno));
-	key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (key == NULL) {
-		ERR_clear_error();
+	case OP_SIG_NOT_PEM:
 		return op_fail(err, OP_EINVAL, "%s is not a PEM public key", pubkey_path);
+	case OP_SIG_NOT_BASE64:
+		return op_fail(err, OP_EINVAL, "the signature is not base64");
+	case OP_SIG_BAD:
+		break;
 	}
-	if (b64len == 0 || b64len % 4 != 0 || b64len / 4 * 3 > sizeof(sig)) {
-		rc = op_fail(err, OP_EINVAL, "the signature is not base64");
-		goto out;
-	}
-	siglen = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)b64len);
-	if (siglen < 0) {
-		rc = op_fail(err, OP_EINVAL, "the signature is not base64");
-		goto out;
-	}
-	if (sig_b64[b64len - 1] == '=')
-		pad++;
-	if (b64len > 1 && sig_b64[b64len - 2] == '=')
-		pad++;
-	siglen -= pad;
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DigestVerifyInit(ctx, NULL, EVP_PKEY_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256(),
-				 NULL, key) != 1 ||
-	    EVP_DigestVerify(ctx, sig, (size_t)siglen, data, len) != 1)
-		rc = op_fail(err, OP_EPERM, "the approval signature does not verify");
-out:
-	ERR_clear_error();
-	EVP_MD_CTX_free(ctx);
-	EVP_PKEY_free(key);
-	return rc;
+	return op_fail(err, OP_EPERM, "the approval signature does not verify");
 }
 
 op_rc id_load_agent(const char *state_dir, cJSON **out, struct op_error *err)

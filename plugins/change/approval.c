@@ -3,66 +3,37 @@
 #include "change.h"
 
 #include <errno.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "sigverify.h"
+
 int ch_verify_signature(const char *key_path, const void *data, size_t len, const char *sig_b64,
 			char *err, size_t errlen)
 {
-	unsigned char sig[1024];
-	FILE *f = fopen(key_path, "re");
-	EVP_PKEY *key = NULL;
-	EVP_MD_CTX *md = NULL;
-	size_t b64len = strlen(sig_b64);
-	int siglen, pad = 0, rc = -1;
-
-	if (f == NULL) {
+	switch (op_sig_verify(key_path, data, len, sig_b64)) {
+	case OP_SIG_OK:
+		return 0;
+	case OP_SIG_NO_KEY:
 		snprintf(err, errlen, "cannot read the approval key %s: %s", key_path,
 			 strerror(errno));
 		return -1;
-	}
-	key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (key == NULL) {
+	case OP_SIG_NOT_PEM:
 		snprintf(err, errlen, "the approval key %s is not a PEM public key", key_path);
-		goto out;
-	}
-	if (b64len == 0 || b64len % 4 != 0 || b64len / 4 * 3 > sizeof(sig)) {
+		return -1;
+	case OP_SIG_NOT_BASE64:
 		snprintf(err, errlen, "the approval signature is not base64");
-		goto out;
+		return -1;
+	case OP_SIG_BAD:
+		break;
 	}
-	siglen = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)b64len);
-	if (siglen < 0) {
-		snprintf(err, errlen, "the approval signature is not base64");
-		goto out;
-	}
-	if (sig_b64[b64len - 1] == '=')
-		pad++;
-	if (b64len > 1 && sig_b64[b64len - 2] == '=')
-		pad++;
-	siglen -= pad;
-	md = EVP_MD_CTX_new();
-	if (md == NULL ||
-	    EVP_DigestVerifyInit(md, NULL,
-				 EVP_PKEY_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256(), NULL,
-				 key) != 1 ||
-	    EVP_DigestVerify(md, sig, (size_t)siglen, data, len) != 1) {
-		snprintf(err, errlen,
-			 "the approval signature does not verify with %s: the change request was "
-			 "altered after approval, or approved by another control plane",
-			 key_path);
-		goto out;
-	}
-	rc = 0;
-out:
-	ERR_clear_error();
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(key);
-	return rc;
+	snprintf(err, errlen,
+		 "the approval signature does not verify with %s: the change request was "
+		 "altered after approval, or approved by another control plane",
+		 key_path);
+	return -1;
 }
 
 void ch_sha256_tag(const void *data, size_t len, char out[72])
