@@ -1106,13 +1106,8 @@ static void complete_run(struct rq *r, struct store *st)
 	store_update(st, T_TASKS, srv_jstr(l, "task_id"), u);
 	cJSON_Delete(u);
 	if (store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), TASK_CR_COLS, &t) == OP_OK &&
-	    srv_jstr(t, "cr_id")) {
-		u = cJSON_CreateObject();
-		cJSON_AddStringToObject(u, "state", cr_state_for(status));
-		cJSON_AddNumberToObject(u, "updated_at", (double)r->now_ms);
-		store_update(st, T_CRS, srv_jstr(t, "cr_id"), u);
-		cJSON_Delete(u);
-	}
+	    srv_jstr(t, "cr_id"))
+		tasks_set_cr_state(st, srv_jstr(t, "cr_id"), cr_state_for(status), r->now_ms);
 	o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "acknowledged", true);
 	cJSON_AddStringToObject(o, "task_id", srv_jstr(l, "task_id"));
@@ -1427,14 +1422,8 @@ static void reap_run(struct dbjob *j, struct store *st)
 							"the approval ran out before the target agent took the task");
 				cJSON_AddNumberToObject(u, "finished_at", (double)now);
 				store_update(st, T_TASKS, srv_jstr(l, "id"), u);
-				if (srv_jstr(l, "cr_id")) {
-					cJSON *cu = cJSON_CreateObject();
-
-					cJSON_AddStringToObject(cu, "state", "expired");
-					cJSON_AddNumberToObject(cu, "updated_at", (double)now);
-					store_update(st, T_CRS, srv_jstr(l, "cr_id"), cu);
-					cJSON_Delete(cu);
-				}
+				if (srv_jstr(l, "cr_id"))
+					tasks_set_cr_state(st, srv_jstr(l, "cr_id"), "expired", now);
 				cJSON_Delete(u);
 			}
 		}

@@ -189,5 +189,7 @@ cJSON *tasks_routing(struct srv *s, struct store *st, const cJSON *task, const c
 bool task_matches_agent(struct srv *s, const cJSON *task, const cJSON *agent, const cJSON *types);
 bool task_state_final(const char *state);
 int64_t tasks_next_seq(struct srv *s, struct store *st, enum store_tab t);
+/* Sets change request CR_ID's state (and updated_at to NOW). */
+void tasks_set_cr_state(struct store *st, const char *cr_id, const char *state, int64_t now);
 
 #endif

@@ -249,14 +249,8 @@ static cJSON *lease_one(struct srv *s, struct store *st, const cJSON *t, const c
 		goto out;
 	}
 	cJSON_Delete(lease);
-	if (srv_jstr(t, "cr_id")) {
-		cJSON *cu = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(cu, "state", "running");
-		cJSON_AddNumberToObject(cu, "updated_at", (double)now);
-		store_update(st, T_CRS, srv_jstr(t, "cr_id"), cu);
-		cJSON_Delete(cu);
-	}
+	if (srv_jstr(t, "cr_id"))
+		tasks_set_cr_state(st, srv_jstr(t, "cr_id"), "running", now);
 	view = lease_view(s, st, t, lease_id, attempt);
 out:
 	cJSON_Delete(upd);
@@ -324,7 +318,7 @@ out:
 	return out;
 }
 
-static void set_cr_state(struct store *st, const char *cr_id, const char *state, int64_t now)
+void tasks_set_cr_state(struct store *st, const char *cr_id, const char *state, int64_t now)
 {
 	cJSON *u = cJSON_CreateObject();
 
@@ -364,7 +358,7 @@ op_rc tasks_lease_lost(struct srv *s, struct store *st, cJSON *lease, const char
 		cJSON_AddStringToObject(tu, "reason", reason);
 		cJSON_AddNumberToObject(tu, "finished_at", (double)now);
 		if (srv_jstr(task, "cr_id"))
-			set_cr_state(st, srv_jstr(task, "cr_id"), "cancelled", now);
+			tasks_set_cr_state(st, srv_jstr(task, "cr_id"), "cancelled", now);
 	} else if (srv_jstr(task, "cr_id")) {
 		/* decisions.md 16: a change is never retried blindly. */
 		cJSON_AddStringToObject(tu, "state", "needs_attention");
@@ -372,7 +366,7 @@ op_rc tasks_lease_lost(struct srv *s, struct store *st, cJSON *lease, const char
 			 "lease lost (%s) during attempt %d: choose resume, rollback or abandon", why,
 			 attempt);
 		cJSON_AddStringToObject(tu, "reason", reason);
-		set_cr_state(st, srv_jstr(task, "cr_id"), "needs_attention", now);
+		tasks_set_cr_state(st, srv_jstr(task, "cr_id"), "needs_attention", now);
 	} else if (attempt < max) {
 		cJSON_AddStringToObject(tu, "state", "queued");
 		snprintf(reason, sizeof(reason), "requeued: lease %s (attempt %d of %d)", why, attempt,
