@@ -456,6 +456,7 @@ static void reload(struct agent *ag)
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;
+	ag->svopts.fork_server = ag->cfg.fork_server;
 	ag->svopts.log_level = ag->cfg.log_level;
 	ag->svopts.proxy = ag->cfg.https_proxy;
 	ag->svopts.no_proxy = ag->cfg.no_proxy;
@@ -611,6 +612,7 @@ static int agent_init(struct agent *ag, struct op_error *err)
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;
+	ag->svopts.fork_server = ag->cfg.fork_server;
 	ag->svopts.log_level = ag->cfg.log_level;
 	ag->svopts.proxy = ag->cfg.https_proxy;
 	ag->svopts.no_proxy = ag->cfg.no_proxy;

@@ -76,6 +76,7 @@ static const struct ck_field plugins_fields[] = {
 static const struct ck_field workers_fields[] = {
 	F("path", CK_STR, worker_path, "OUTPOST_WORKERS_PATH"),
 	F("spare", CK_SPARE, spare, "OUTPOST_WORKERS_SPARE"),
+	F("fork_server", CK_BOOL, fork_server, "OUTPOST_WORKERS_FORK_SERVER"),
 	F("memory_limit", CK_SIZE, memory_limit, "OUTPOST_WORKERS_MEMORY_LIMIT"),
 	F("output_limit", CK_SIZE, output_limit, "OUTPOST_WORKERS_OUTPUT_LIMIT"),
 	F("grace", CK_DURATION, worker_grace, "OUTPOST_WORKERS_GRACE"),
@@ -570,6 +571,7 @@ op_rc ag_config_defaults(struct ag_config *cfg, struct op_error *err)
 	cfg->log_keep = 5;
 	cfg->plugins_all = true;
 	cfg->spare = true;
+	cfg->fork_server = true;
 	cfg->memory_limit = 0;
 	cfg->output_limit = 10 * 1024 * 1024;
 	cfg->worker_grace = 10;

@@ -76,6 +76,7 @@ struct ag_config {
 	char *worker_path;
 	bool spare;
 	cJSON *spare_overrides;	  /* name → bool, or NULL */
+	bool fork_server;
 	uint64_t memory_limit;
 	uint64_t output_limit;
 	double worker_grace;

@@ -261,7 +261,7 @@ static long scan_once(const struct dc_options *o, struct scan_item *items, size_
 	cJSON_Delete(req);
 	if (text == NULL)
 		return op_fail(err, OP_ENOMEM, "out of memory"), -2;
-	if (wk_spawn(o->sv->worker_path, "scan", NULL, false, &proc, err) != OP_OK) {
+	if (wk_spawn(o->sv->worker_path, "scan", NULL, NULL, false, &proc, err) != OP_OK) {
 		free(text);
 		return -2;
 	}

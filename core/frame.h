@@ -20,6 +20,10 @@ enum fr_type {
 	FR_SECRET = 4,	   /* 1 byte found (0/1), then the value's bytes */
 	FR_SCAN = 5,	   /* {"files": [path...], "config": {name: {...}}} */
 	FR_CALL_DONE = 6,  /* a step's outcome (ABI 1.1 call) */
+	FR_FORKSRV = 7,	   /* {"plugin": path, "unset_bind_now": bool}: become the plugin's fork
+			    * server (LD_BIND_NOW is the agent's, not the plugin's, when
+			    * unset_bind_now is true). Then only fork
+			    * requests follow: one byte each, carrying a socket and a pipe */
 	/* worker → parent */
 	FR_READY = 10,	   /* empty: the plugin is loaded and initialised */
 	FR_LOAD_ERROR = 11, /* {"stage": "load|entry|negotiate|descriptor|init", "message": "..."} */
@@ -33,7 +37,9 @@ enum fr_type {
 	FR_SCAN_BEGIN = 19, /* the path about to be loaded */
 	FR_SCAN_RESULT = 20, /* {"path", "ok", "descriptor" | "stage"+"message"} */
 	FR_CALL = 21,	     /* {"type", "params": {...}, "timeout": s}: run a step */
-	FR_RECORD = 22	     /* a progress record, a JSON object (ABI 1.1 record) */
+	FR_RECORD = 22,	     /* a progress record, a JSON object (ABI 1.1 record) */
+	FR_FORKED = 23,	     /* fork server: {"pid": n} or {"error": "..."}, per request, in order */
+	FR_REAPED = 24	     /* fork server: {"pid", "status": wait status, "maxrss": KiB} */
 };
 
 /* The worker's own exit codes, chosen apart from what plugins commonly exit() with. */

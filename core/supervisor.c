@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +30,25 @@
 
 #define SPARE_RETRY_S 30.0
 #define REFILL_DELAY_S 0.05
+/* A fork server that died after it was ready is started again after this long. */
+#define FORKSRV_RESTART_S 1.0
 
 /* SPAWNING: queued to the spawner thread, no process yet. STARTING: spawned, loading. */
 enum ws_state { WS_SPAWNING, WS_STARTING, WS_READY, WS_BUSY, WS_FINISHED };
+
+/* A plugin's fork server (outpost-worker in FR_FORKSRV mode): it loaded the plugin once and
+ * forks a task worker per request. Until it is ready, and whenever it is gone, workers are
+ * spawned as usual. */
+enum fs_state { FS_OFF, FS_SPAWNING, FS_STARTING, FS_READY };
+
+struct sv_forksrv {
+	enum fs_state state;
+	struct wk_proc proc;
+	struct op_buf in, out;
+	struct sv_worker *pending, *pending_tail; /* requests not answered yet, in order */
+	double start_deadline;
+	double retry_at; /* FS_OFF: not started again before then */
+};
 
 struct sv_plugin {
 	char *name;
@@ -45,6 +62,7 @@ struct sv_plugin {
 	/* A spare taken by a task is replaced once that task is done, or after REFILL_DELAY_S:
 	 * spawning its successor at hand-over would compete with the task for the CPU. */
 	double refill_after;
+	struct sv_forksrv fs;
 };
 
 struct sv_worker {
@@ -63,6 +81,11 @@ struct sv_worker {
 	int status;
 	struct rusage ru;
 	char *load_error;
+	/* Born of the plugin's fork server: not our child, its exit comes as FR_REAPED. */
+	bool forked;
+	int fork_fds[2];	       /* our socket and pipe ends until FR_FORKED */
+	struct sv_worker *fork_next;   /* in the fork server's pending list */
+	char *gone_reason;	       /* the fork server went and took the worker with it */
 };
 
 /* A spawn the spawner thread does off the event loop: posix_spawn blocks its caller until the
@@ -71,12 +94,14 @@ struct sv_worker {
 struct spawn_req {
 	struct spawn_req *next;
 	struct sv_worker *w; /* a token for the thread: it never touches the worker */
+	struct sv_plugin *fs; /* or: start this plugin's fork server (a token too) */
 	const char *label;
 	const struct ag_strlist *env_allow;
 };
 
 struct spawn_done {
 	struct sv_worker *w;
+	struct sv_plugin *fs;
 	struct wk_proc proc;
 	op_rc rc;
 	char *error; /* malloc'ed, when rc != OP_OK */
@@ -176,7 +201,7 @@ static void *spawner_main(void *arg)
 		if (sv->queue == NULL)
 			sv->queue_tail = NULL;
 		pthread_mutex_unlock(&sv->mu);
-		if (r->w == NULL) {
+		if (r->w == NULL && r->fs == NULL) {
 			/* Killing a stray can orphan its children to us: sweep until none is left. */
 			for (int round = 0; round < 8 && wk_reap_strays() > 0; round++)
 				;
@@ -185,7 +210,11 @@ static void *spawner_main(void *arg)
 		}
 		memset(&d, 0, sizeof(d));
 		d.w = r->w;
-		d.rc = wk_spawn(sv->worker_path, r->label, r->env_allow, true, &d.proc, &err);
+		d.fs = r->fs;
+		/* A fork server binds every symbol up front, so that its children do not each
+		 * write the GOT pages again (a copy-on-write fault per page and child). */
+		d.rc = wk_spawn(sv->worker_path, r->label, r->env_allow,
+				r->fs ? "LD_BIND_NOW=1" : NULL, true, &d.proc, &err);
 		if (d.rc != OP_OK)
 			d.error = strdup(err.msg);
 		free(r);
@@ -272,6 +301,8 @@ op_rc sv_new(const struct sv_options *opts, const struct sv_plugin_spec *plugins
 		const cJSON *item;
 
 		sv->n_plugins++;
+		p->fs.proc.pid = -1;
+		p->fs.proc.sock = p->fs.proc.out = p->fs.proc.pidfd = -1;
 		p->name = strdup(plugins[i].name);
 		p->path = strdup(plugins[i].path);
 		p->types = calloc(plugins[i].n_types ? plugins[i].n_types : 1, sizeof(char *));
@@ -343,6 +374,10 @@ static void job_free(struct sv_job *j)
 
 static void worker_free(struct sv_worker *w)
 {
+	for (int i = 0; i < 2; i++)
+		if (w->fork_fds[i] >= 0)
+			close(w->fork_fds[i]);
+	free(w->gone_reason);
 	wk_proc_close(&w->proc);
 	op_buf_release(&w->in);
 	op_buf_release(&w->out);
@@ -352,6 +387,26 @@ static void worker_free(struct sv_worker *w)
 
 static void adopt_spawn(struct sv *sv, struct spawn_done *d);
 static void finish_job(struct sv_job *j, enum sv_status status, const char *message);
+
+/* Kills and reaps FS's process and closes its channel. Returns its wait status. */
+static int fs_close(struct sv_forksrv *fs)
+{
+	pid_t pid = fs->proc.pid;
+	int status = 0;
+
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		wk_forget(pid);
+	}
+	wk_proc_close(&fs->proc);
+	fs->proc.pid = -1;
+	op_buf_release(&fs->in);
+	op_buf_release(&fs->out);
+	fs->pending = fs->pending_tail = NULL;
+	return status;
+}
 
 void sv_free(struct sv *sv)
 {
@@ -373,16 +428,21 @@ void sv_free(struct sv *sv)
 		next = r->next;
 		free(r);
 	}
-	/* Whatever still runs is killed with its process group and reaped. */
+	/* Whatever still runs is killed with its process group and reaped. Workers a fork
+	 * server forked are its children: they come back to us as it dies, for the sweep. */
 	for (struct sv_worker *w = sv->workers, *next; w; w = next) {
 		next = w->next;
 		if (!w->exited && w->proc.pid > 0) {
 			kill_worker(w, SIGKILL);
-			waitpid(w->proc.pid, NULL, 0);
-			wk_forget(w->proc.pid);
+			if (!w->forked) {
+				waitpid(w->proc.pid, NULL, 0);
+				wk_forget(w->proc.pid);
+			}
 		}
 		worker_free(w);
 	}
+	for (size_t i = 0; i < sv->n_plugins; i++)
+		(void)fs_close(&sv->plugins[i].fs);
 	for (struct sv_job *j = sv->jobs, *next; j; j = next) {
 		next = j->next;
 		job_free(j);
@@ -457,6 +517,296 @@ static void flush_out(struct sv_worker *w)
 	}
 }
 
+/* ---- fork servers ------------------------------------------------------------------------ */
+
+static void adopt_process(struct sv_worker *w);
+static void worker_gone(struct sv_worker *w);
+
+/* Writes what is queued for FS without blocking. */
+static void fs_flush(struct sv_forksrv *fs)
+{
+	while (fs->out.len > 0 && fs->proc.sock >= 0) {
+		ssize_t n = send(fs->proc.sock, fs->out.data, fs->out.len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		op_buf_consume(&fs->out, (size_t)n);
+	}
+}
+
+/* Asks the spawner thread for P's fork server. */
+static void fs_start(struct sv *sv, struct sv_plugin *p)
+{
+	struct spawn_req *r = calloc(1, sizeof(*r));
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+
+	if (r != NULL && o != NULL && cJSON_AddStringToObject(o, "plugin", p->path) != NULL &&
+	    cJSON_AddBoolToObject(o, "unset_bind_now",
+				  !wk_env_passes(&p->env_allow, "LD_BIND_NOW")) != NULL &&
+	    (text = op_json_print(o, false)) != NULL &&
+	    fr_encode(&p->fs.out, FR_FORKSRV, text, strlen(text)) == 0) {
+		p->fs.state = FS_SPAWNING;
+		r->fs = p;
+		r->label = p->name;
+		r->env_allow = &p->env_allow;
+		spawner_push(sv, r);
+		r = NULL;
+	} else {
+		op_buf_reset(&p->fs.out);
+		p->fs.retry_at = now_s() + SPARE_RETRY_S;
+	}
+	free(r);
+	cJSON_free(text);
+	cJSON_Delete(o);
+}
+
+/* The spawner thread started D->fs's fork server, or failed to. */
+static void fs_adopt(struct sv *sv, struct spawn_done *d)
+{
+	struct sv_forksrv *fs = &d->fs->fs;
+
+	if (d->rc != OP_OK) {
+		op_log_warn("supervisor", "cannot start the fork server for %s: %s", d->fs->name,
+			    d->error ? d->error : "spawn failed");
+		free(d->error);
+		fs->state = FS_OFF;
+		fs->retry_at = now_s() + SPARE_RETRY_S;
+		return;
+	}
+	fs->proc = d->proc;
+	fs->state = FS_STARTING;
+	fs->start_deadline = now_s() + sv->opts.start_timeout;
+	fs_flush(fs);
+}
+
+/* Sends P's fork server a request for W's process: a byte carrying the worker's end of a new
+ * socketpair and the write end of its output pipe. False if it could not be sent. */
+static bool fs_fork(struct sv_plugin *p, struct sv_worker *w)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct msghdr msg = {0};
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte = 'F';
+	int sp[2] = {-1, -1}, pipefd[2] = {-1, -1}, theirs[2];
+	bool ok = false;
+	ssize_t n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    pipe2(pipefd, O_CLOEXEC) < 0)
+		goto out;
+	theirs[0] = sp[1];
+	theirs[1] = pipefd[1];
+	memset(&ctl, 0, sizeof(ctl));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(theirs));
+	memcpy(CMSG_DATA(c), theirs, sizeof(theirs));
+	do {
+		n = sendmsg(p->fs.proc.sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
+		goto out; /* full or gone: this worker is spawned; the EOF tells if it is gone */
+	fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK);
+	fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
+	w->fork_fds[0] = sp[0];
+	w->fork_fds[1] = pipefd[0];
+	sp[0] = pipefd[0] = -1;
+	w->forked = true;
+	if (p->fs.pending_tail)
+		p->fs.pending_tail->fork_next = w;
+	else
+		p->fs.pending = w;
+	p->fs.pending_tail = w;
+	ok = true;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (sp[i] >= 0)
+			close(sp[i]);
+		if (pipefd[i] >= 0)
+			close(pipefd[i]);
+	}
+	return ok;
+}
+
+/* W's fork request went unanswered: its process is spawned instead. */
+static void respawn_plain(struct sv *sv, struct sv_worker *w)
+{
+	struct spawn_req *r = calloc(1, sizeof(*r));
+
+	for (int i = 0; i < 2; i++)
+		if (w->fork_fds[i] >= 0)
+			close(w->fork_fds[i]);
+	w->fork_fds[0] = w->fork_fds[1] = -1;
+	w->forked = false;
+	w->fork_next = NULL;
+	if (r == NULL) {
+		struct spawn_done d = {.w = w, .rc = OP_ENOMEM, .error = strdup("out of memory")};
+
+		adopt_spawn(sv, &d);
+		return;
+	}
+	r->w = w;
+	r->label = w->plugin->name;
+	r->env_allow = &w->plugin->env_allow;
+	spawner_push(sv, r);
+}
+
+/* P's fork server is gone (or is put down): what it had not forked yet is spawned, what it had
+ * forked went with it (PR_SET_PDEATHSIG), and it is started again later. */
+static void fs_gone(struct sv *sv, struct sv_plugin *p)
+{
+	struct sv_forksrv *fs = &p->fs;
+	struct sv_worker *pending = fs->pending;
+	bool was_ready = fs->state == FS_READY;
+	char how[64], reason[256];
+
+	wk_describe_status(fs_close(fs), how, sizeof(how));
+	fs->state = FS_OFF;
+	fs->retry_at = now_s() + (was_ready ? FORKSRV_RESTART_S : SPARE_RETRY_S);
+	op_log_warn("supervisor", "the fork server for %s ended (%s); workers are spawned %s",
+		    p->name, how, was_ready ? "until it is back" : "without it for now");
+	sv->reap_strays = true;
+	for (struct sv_worker *w = pending, *next; w; w = next) {
+		next = w->fork_next;
+		respawn_plain(sv, w);
+	}
+	snprintf(reason, sizeof(reason),
+		 "the fork server for plugin %s ended (%s) and took the task's worker with it",
+		 p->name, how);
+	for (struct sv_worker *w = sv->workers; w; w = w->next)
+		if (w->forked && w->plugin == p && !w->exited && w->proc.pid > 0) {
+			free(w->gone_reason);
+			w->gone_reason = strdup(reason);
+			/* What PR_SET_PDEATHSIG sent it already: its handler takes the processes
+			 * it started along, which a SIGKILL would cut short. */
+			kill_worker(w, SIGHUP);
+			w->status = 0;
+			worker_gone(w);
+		}
+}
+
+static void fs_on_frame(struct sv *sv, struct sv_plugin *p, uint8_t type, const char *payload,
+			size_t len)
+{
+	struct sv_forksrv *fs = &p->fs;
+	cJSON *o = len ? cJSON_ParseWithLength(payload, len) : NULL;
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+	struct sv_worker *w;
+
+	switch (type) {
+	case FR_READY:
+		if (fs->state == FS_STARTING)
+			fs->state = FS_READY;
+		break;
+	case FR_LOAD_ERROR: {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+
+		/* It exits now; the workers spawned meanwhile report the error with their task. */
+		op_log_warn("supervisor", "the fork server for %s could not load it: %s", p->name,
+			    cJSON_IsString(m) ? m->valuestring : "load failed");
+		break;
+	}
+	case FR_FORKED:
+		w = fs->pending;
+		if (w == NULL)
+			break;
+		fs->pending = w->fork_next;
+		if (fs->pending == NULL)
+			fs->pending_tail = NULL;
+		w->fork_next = NULL;
+		if (!cJSON_IsNumber(pid) || pid->valuedouble <= 0 || pid->valuedouble > INT_MAX) {
+			const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+
+			op_log_warn("supervisor", "the fork server for %s: %s", p->name,
+				    cJSON_IsString(e) ? e->valuestring : "a malformed answer");
+			respawn_plain(sv, w);
+			break;
+		}
+		w->proc.pid = (pid_t)pid->valuedouble;
+		w->proc.sock = w->fork_fds[0];
+		w->proc.out = w->fork_fds[1];
+		w->fork_fds[0] = w->fork_fds[1] = -1;
+		adopt_process(w);
+		break;
+	case FR_REAPED: {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+		const cJSON *rss = cJSON_GetObjectItemCaseSensitive(o, "maxrss");
+
+		if (!cJSON_IsNumber(pid) || !cJSON_IsNumber(st))
+			break;
+		for (w = sv->workers; w; w = w->next)
+			if (w->forked && !w->exited && w->proc.pid == (pid_t)pid->valuedouble) {
+				w->status = st->valueint;
+				memset(&w->ru, 0, sizeof(w->ru));
+				w->ru.ru_maxrss = cJSON_IsNumber(rss) ? (long)rss->valuedouble : 0;
+				worker_gone(w);
+				break;
+			}
+		break;
+	}
+	default:
+		op_log_warn("supervisor", "the fork server for %s sent an unknown frame type %u",
+			    p->name, type);
+		break;
+	}
+	cJSON_Delete(o);
+}
+
+/* Reads what P's fork server sent. Returns -1 at EOF or on error. */
+static int fs_read(struct sv *sv, struct sv_plugin *p)
+{
+	char chunk[4096];
+
+	for (;;) {
+		ssize_t n = read(p->fs.proc.sock, chunk, sizeof(chunk));
+		long used;
+		uint8_t type;
+		const char *payload;
+		size_t plen;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0 || op_buf_append(&p->fs.in, chunk, (size_t)n) < 0)
+			return -1;
+		while ((used = fr_parse(&p->fs.in, &type, &payload, &plen)) > 0) {
+			fs_on_frame(sv, p, type, payload, plen);
+			op_buf_consume(&p->fs.in, (size_t)used);
+		}
+		if (used < 0)
+			return -1;
+	}
+}
+
+/* What the fork server itself prints (a library's constructor): dropped. */
+static void fs_drain_output(struct sv_forksrv *fs)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	while ((n = read(fs->proc.out, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
+		;
+	if (n == 0) {
+		close(fs->proc.out);
+		fs->proc.out = -1;
+	}
+}
+
 /* Creates a worker for P with FR_INIT queued and asks the spawner thread for its process.
  * Frames queued meanwhile (the task, a cancel) go out once it exists. */
 static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct op_error *err)
@@ -466,12 +816,15 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 	cJSON *init = NULL;
 	char *text = NULL;
 
+	if (w != NULL) {
+		w->sv = sv;
+		w->plugin = p;
+		w->proc.pid = -1;
+		w->proc.sock = w->proc.out = w->proc.pidfd = -1;
+		w->fork_fds[0] = w->fork_fds[1] = -1;
+	}
 	if (w == NULL || r == NULL)
 		goto fail;
-	w->sv = sv;
-	w->plugin = p;
-	w->proc.pid = -1;
-	w->proc.sock = w->proc.out = w->proc.pidfd = -1;
 	init = cJSON_CreateObject();
 	if (init == NULL)
 		goto fail;
@@ -492,6 +845,14 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 	w->state = WS_SPAWNING;
 	w->next = sv->workers;
 	sv->workers = w;
+	if (sv->opts.fork_server) {
+		if (p->fs.state == FS_READY && fs_fork(p, w)) {
+			free(r);
+			return w;
+		}
+		if (p->fs.state == FS_OFF && now_s() >= p->fs.retry_at)
+			fs_start(sv, p);
+	}
 	r->w = w;
 	r->label = p->name;
 	r->env_allow = &p->env_allow;
@@ -507,10 +868,29 @@ fail:
 	return NULL;
 }
 
+/* W has its process now (W->proc): it starts loading. */
+static void adopt_process(struct sv_worker *w)
+{
+	w->state = WS_STARTING;
+	w->start_deadline = now_s() + w->sv->opts.start_timeout;
+	if (w->kill_when_spawned) {
+		kill_worker(w, SIGKILL);
+		return;
+	}
+	if (w->term_when_spawned)
+		kill(w->proc.pid, SIGTERM);
+	flush_out(w);
+}
+
 /* The spawner thread's answer for D->w: the worker now has a process, or failed to start. */
 static void adopt_spawn(struct sv *sv, struct spawn_done *d)
 {
 	struct sv_worker *w = d->w;
+
+	if (d->fs != NULL) {
+		fs_adopt(sv, d);
+		return;
+	}
 
 	if (d->rc != OP_OK) {
 		char msg[1200];
@@ -529,15 +909,7 @@ static void adopt_spawn(struct sv *sv, struct spawn_done *d)
 		return;
 	}
 	w->proc = d->proc;
-	w->state = WS_STARTING;
-	w->start_deadline = now_s() + sv->opts.start_timeout;
-	if (w->kill_when_spawned) {
-		kill_worker(w, SIGKILL);
-		return;
-	}
-	if (w->term_when_spawned)
-		kill(w->proc.pid, SIGTERM);
-	flush_out(w);
+	adopt_process(w);
 }
 
 static void read_spawns(struct sv *sv)
@@ -856,6 +1228,10 @@ static void finish_from_exit(struct sv_worker *w)
 			strncat(msg, " and was killed)", sizeof(msg) - strlen(msg) - 1);
 		}
 		finish_job(j, SV_CANCELLED, msg);
+		return;
+	}
+	if (w->gone_reason) {
+		finish_job(j, SV_CRASHED, w->gone_reason);
 		return;
 	}
 	if (w->state == WS_STARTING) {
@@ -1246,17 +1622,10 @@ static void close_pipe(struct sv_worker *w)
 	w->proc.out = -1;
 }
 
-static void on_exit_(struct sv_worker *w)
+/* W has ended, with W->status and W->ru set: reports its job and marks it for cleanup. */
+static void worker_gone(struct sv_worker *w)
 {
-	pid_t got;
-
-	do {
-		got = wait4(w->proc.pid, &w->status, WNOHANG, &w->ru);
-	} while (got < 0 && errno == EINTR);
-	if (got == 0)
-		return; /* a stale event for a reused descriptor: it has not exited */
 	w->exited = true;
-	wk_forget(w->proc.pid);
 	/* Drain what it wrote before dying, then judge. */
 	if (w->proc.sock >= 0) {
 		(void)read_sock(w);
@@ -1266,8 +1635,10 @@ static void on_exit_(struct sv_worker *w)
 		(void)read_pipe(w);
 		close_pipe(w);
 	}
-	if (w->proc.pid > 0)
-		kill(-w->proc.pid, SIGKILL); /* its process group: children it left */
+	/* Its process group: children it left. (Not for a worker whose fork server went: it is
+	 * still taking what it started along, and the sweep gets what remains.) */
+	if (w->proc.pid > 0 && w->gone_reason == NULL)
+		kill(-w->proc.pid, SIGKILL);
 	if (w->proc.pidfd >= 0)
 		close(w->proc.pidfd);
 	w->proc.pidfd = -1;
@@ -1275,6 +1646,20 @@ static void on_exit_(struct sv_worker *w)
 	if (w->job)
 		finish_from_exit(w);
 	w->state = WS_FINISHED;
+}
+
+/* W's pidfd is readable (or, without pidfds, it may have ended): reaps our child. */
+static void on_exit_(struct sv_worker *w)
+{
+	pid_t got;
+
+	do {
+		got = wait4(w->proc.pid, &w->status, WNOHANG, &w->ru);
+	} while (got < 0 && errno == EINTR);
+	if (got == 0)
+		return; /* a stale event for a reused descriptor: it has not exited */
+	wk_forget(w->proc.pid);
+	worker_gone(w);
 }
 
 /* ---- the public event API ---------------------------------------------------------------- */
@@ -1412,7 +1797,7 @@ int sv_max_pollfds(const struct sv *sv)
 
 	for (const struct sv_worker *w = sv->workers; w; w = w->next)
 		n += 3;
-	return n + 1; /* the spawner's pipe */
+	return n + 1 + 2 * (int)sv->n_plugins; /* the spawner's pipe, the fork servers */
 }
 
 int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
@@ -1424,7 +1809,20 @@ int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
 		fds[n].events = POLLIN;
 		fds[n++].revents = 0;
 	}
+	for (size_t i = 0; i < sv->n_plugins && n + 2 <= max; i++) {
+		struct sv_forksrv *fs = &sv->plugins[i].fs;
 
+		if (fs->proc.sock >= 0) {
+			fds[n].fd = fs->proc.sock;
+			fds[n].events = POLLIN | (fs->out.len ? POLLOUT : 0);
+			fds[n++].revents = 0;
+		}
+		if (fs->proc.out >= 0) {
+			fds[n].fd = fs->proc.out;
+			fds[n].events = POLLIN;
+			fds[n++].revents = 0;
+		}
+	}
 	for (struct sv_worker *w = sv->workers; w && n + 3 <= max; w = w->next) {
 		if (w->proc.sock >= 0) {
 			fds[n].fd = w->proc.sock;
@@ -1445,6 +1843,27 @@ int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
 	return n;
 }
 
+/* Serves FD if it is a fork server's. */
+static bool handle_fs(struct sv *sv, const struct pollfd *fd)
+{
+	for (size_t i = 0; i < sv->n_plugins; i++) {
+		struct sv_plugin *p = &sv->plugins[i];
+
+		if (fd->fd == p->fs.proc.sock && p->fs.proc.sock >= 0) {
+			if (fd->revents & POLLOUT)
+				fs_flush(&p->fs);
+			if ((fd->revents & (POLLIN | POLLHUP | POLLERR)) && fs_read(sv, p) < 0)
+				fs_gone(sv, p);
+			return true;
+		}
+		if (fd->fd == p->fs.proc.out && p->fs.proc.out >= 0) {
+			fs_drain_output(&p->fs);
+			return true;
+		}
+	}
+	return false;
+}
+
 void sv_handle(struct sv *sv, const struct pollfd *fds, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -1454,6 +1873,8 @@ void sv_handle(struct sv *sv, const struct pollfd *fds, int n)
 			read_spawns(sv);
 			continue;
 		}
+		if (handle_fs(sv, &fds[i]))
+			continue;
 		for (struct sv_worker *w = sv->workers; w; w = w->next) {
 			if (fds[i].fd == w->proc.sock && w->proc.sock >= 0) {
 				if (fds[i].revents & POLLOUT)
@@ -1493,7 +1914,7 @@ int sv_timeout_ms(struct sv *sv)
 			return 0; /* cleanup pending */
 		if (w->state == WS_SPAWNING)
 			continue;
-		if (w->proc.pidfd < 0)
+		if (w->proc.pidfd < 0 && !w->forked)
 			next = min_timer(next, now + 0.02); /* no pidfd: poll for its exit */
 		next = min_timer(next, w->kill_at);
 		if (w->state == WS_STARTING)
@@ -1506,6 +1927,8 @@ int sv_timeout_ms(struct sv *sv)
 			next = min_timer(next, sv->plugins[i].spare_retry_at);
 		if (sv->plugins[i].spare && sv->plugins[i].refill_after > now)
 			next = min_timer(next, sv->plugins[i].refill_after);
+		if (sv->plugins[i].fs.state == FS_STARTING)
+			next = min_timer(next, sv->plugins[i].fs.start_deadline);
 	}
 	if (next == 0)
 		return -1;
@@ -1523,7 +1946,7 @@ void sv_tick(struct sv *sv)
 
 		if (w->exited || w->state == WS_SPAWNING)
 			continue;
-		if (w->proc.pidfd < 0) {
+		if (w->proc.pidfd < 0 && !w->forked) {
 			on_exit_(w); /* waitpid(WNOHANG): returns at once while it runs */
 			if (w->exited)
 				continue;
@@ -1551,6 +1974,17 @@ void sv_tick(struct sv *sv)
 				j->killed = true;
 			kill_worker(w, SIGKILL);
 			w->kill_at = now + 1; /* again in a second if it is somehow still there */
+		}
+	}
+	for (size_t i = 0; i < sv->n_plugins; i++) {
+		struct sv_plugin *p = &sv->plugins[i];
+
+		if (p->fs.state == FS_STARTING && now >= p->fs.start_deadline) {
+			op_log_warn("supervisor",
+				    "the fork server for %s did not load it within %.0fs "
+				    "(workers.start_timeout)",
+				    p->name, sv->opts.start_timeout);
+			fs_gone(sv, p);
 		}
 	}
 	/* Drop workers that are gone and have no job left to report. */
@@ -1589,6 +2023,9 @@ int sv_workers(const struct sv *sv)
 
 	for (const struct sv_worker *w = sv->workers; w; w = w->next)
 		if (!w->exited)
+			n++;
+	for (size_t i = 0; i < sv->n_plugins; i++)
+		if (sv->plugins[i].fs.proc.pid > 0)
 			n++;
 	return n;
 }

@@ -76,6 +76,7 @@ struct sv_options {
 	uint64_t output_limit; /* per task: logs + output */
 	double grace;	       /* SIGTERM/cancel → SIGKILL */
 	double start_timeout;  /* spawn → plugin loaded */
+	bool fork_server;      /* fork task workers from a per-plugin fork server */
 	int log_level;	       /* what workers send */
 	const char *proxy, *no_proxy, *ca_file; /* the agent's network settings, for init */
 	/* Who the agent is, for init too (the change plugin checks approvals with them); each
@@ -122,7 +123,8 @@ void sv_handle(struct sv *sv, const struct pollfd *fds, int n);
 int sv_timeout_ms(struct sv *sv);
 void sv_tick(struct sv *sv);
 int sv_running(const struct sv *sv);
-/* Workers alive (spares included), for status and the idle-memory benchmark. */
+/* Worker processes alive (spares and fork servers included), for status and the idle-memory
+ * benchmark. */
 int sv_workers(const struct sv *sv);
 /* Spare workers loaded and waiting for a task. */
 int sv_spares_ready(const struct sv *sv);

@@ -81,9 +81,14 @@ static int lift_fd(int fd)
 	return high;
 }
 
-static char **build_env(const struct ag_strlist *allow)
+bool wk_env_passes(const struct ag_strlist *env_allow, const char *name)
 {
-	size_t n = 0, cap = (allow ? allow->n : 0) + OP_ARRAY_LEN(sanitizer_env) + 1;
+	return env_allow && ag_strlist_has(env_allow, name) && getenv(name) != NULL;
+}
+
+static char **build_env(const struct ag_strlist *allow, const char *extra)
+{
+	size_t n = 0, cap = (allow ? allow->n : 0) + OP_ARRAY_LEN(sanitizer_env) + 2;
 	char **envp = calloc(cap, sizeof(*envp));
 
 	if (envp == NULL)
@@ -116,6 +121,19 @@ static char **build_env(const struct ag_strlist *allow)
 #else
 	(void)sanitizer_env;
 #endif
+	if (extra != NULL) {
+		const char *eq = strchr(extra, '=');
+		char name[64];
+
+		if (eq == NULL || (size_t)(eq - extra) >= sizeof(name))
+			goto fail;
+		memcpy(name, extra, (size_t)(eq - extra));
+		name[eq - extra] = '\0';
+		if (!wk_env_passes(allow, name) && (envp[n] = strdup(extra)) == NULL)
+			goto fail;
+		if (envp[n] != NULL)
+			n++;
+	}
 	return envp;
 fail:
 	for (size_t i = 0; i < n; i++)
@@ -125,7 +143,7 @@ fail:
 }
 
 op_rc wk_spawn(const char *worker_path, const char *label, const struct ag_strlist *env_allow,
-	       bool nonblock, struct wk_proc *out, struct op_error *err)
+	       const char *extra_env, bool nonblock, struct wk_proc *out, struct op_error *err)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -143,7 +161,7 @@ op_rc wk_spawn(const char *worker_path, const char *label, const struct ag_strli
 		return op_fail(err, OP_EIO, "cannot create the worker's channels: %s", strerror(errno));
 	sv[1] = lift_fd(sv[1]);
 	pipefd[1] = lift_fd(pipefd[1]);
-	envp = build_env(env_allow);
+	envp = build_env(env_allow, extra_env);
 	if (sv[1] < 0 || pipefd[1] < 0 || envp == NULL) {
 		rc = op_fail(err, OP_EIO, "cannot prepare the worker: %s", strerror(errno));
 		goto out;

@@ -17,11 +17,14 @@ struct wk_proc {
 };
 
 /* Spawns WORKER_PATH as "outpost-worker --fd 3 LABEL" in its own process group, with only the
- * environment variables named in ENV_ALLOW (and sanitizer options in sanitizer builds), stdin
- * on /dev/null, stdout and stderr on a pipe, the socket on fd 3, and nothing else open.
- * NONBLOCK makes our ends non-blocking. */
+ * environment variables named in ENV_ALLOW (and sanitizer options in sanitizer builds), plus
+ * EXTRA_ENV ("NAME=VALUE", may be NULL) unless NAME passes already, stdin on /dev/null, stdout
+ * and stderr on a pipe, the socket on fd 3, and nothing else open. NONBLOCK makes our ends
+ * non-blocking. */
 op_rc wk_spawn(const char *worker_path, const char *label, const struct ag_strlist *env_allow,
-	       bool nonblock, struct wk_proc *out, struct op_error *err);
+	       const char *extra_env, bool nonblock, struct wk_proc *out, struct op_error *err);
+/* Whether wk_spawn would pass NAME from our environment (ENV_ALLOW names it and it is set). */
+bool wk_env_passes(const struct ag_strlist *env_allow, const char *name);
 /* Closes our descriptors (not the process). */
 void wk_proc_close(struct wk_proc *p);
 

@@ -3,8 +3,8 @@
 # The run-loop benchmark (issue 15): real outpost-server and outpost-agent on this machine.
 #   bench/agent/run.sh [BUILD_DIR] [TASKS] [IDLE_SECONDS]     (defaults: build 1000 300)
 # (a) submit -> completed of a no-op task, one at a time: p50/p99 (server's own timestamps)
-# (b) throughput at concurrency 8, beside the posix_spawn ceiling measured now (and, for
-#     comparison, the fork rate of a process that loaded the plugin)
+# (b) throughput at concurrency 8, beside the posix_spawn ceiling measured now (and the
+#     fork rate of a process that loaded the plugin: the fork server's own cost per task)
 # (c) the idle agent: RSS, PSS, CPU over IDLE_SECONDS, beside a C program that made one HTTPS
 #     request with libcurl + OpenSSL and sleeps (and collectd / prometheus-node-exporter
 #     where installed)
@@ -53,7 +53,7 @@ printf '(b) throughput, concurrency 8:        %6.1f tasks/s   ceiling (posix_spa
 printf '    two spawners at once, one a core:  %6.1f/s in all  (the tasks/s are %.2fx that)\n' \
   "$floor2" "$($PY -c "print($tput / $floor2)")"
 fork1=$("$B/bench/agent/bench_fork_rate" "$OUTPOST_TEST_PLUGIN_DIR/testkit.so" 1000)
-printf '    for comparison, fork + exit of a process with the plugin loaded (a fork server'"'"'s cost): %6.1f/s\n' "$fork1"
+printf '    fork + exit of a process with the plugin loaded (what the fork server pays a task): %6.1f/s\n' "$fork1"
 
 # (c) idle
 sed -i 's/^concurrency: 8/concurrency: 1/' "$T/agents/a1/config.yaml"
@@ -72,13 +72,15 @@ c1=$(cpu_ticks "$apid"); t1=$(date +%s.%N)
 hz=$(getconf CLK_TCK)
 cpu=$($PY -c "print(100 * ($c1 - $c0) / $hz / ($t1 - $t0))")
 read -r arss apss < <(rss_pss "$apid")
-spares=$(pgrep -P "$apid" || true)
-read -r trss tpss < <(rss_pss "$apid" $spares)
+# Its workers: the spare workers and fork servers it started, and the spares they forked.
+descendants() { local c; for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done; }
+workers=$(descendants "$apid")
+read -r trss tpss < <(rss_pss "$apid" $workers)
 read -r frss fpss < <(rss_pss "$cpid")
 printf '(c) idle agent over %ds:  RSS %s MiB (%.2fx the floor, target <= 1.25x)  PSS %s MiB (target <= 8)  CPU %.3f%% (target <= 0.1%%)\n' \
   "$IDLE" "$(mib "$arss")" "$($PY -c "print($arss / $frss)")" "$(mib "$apss")" "$cpu"
 printf '    floor: a C program after one HTTPS request with libcurl + OpenSSL: RSS %s MiB  PSS %s MiB\n' "$(mib "$frss")" "$(mib "$fpss")"
-printf '    the agent with its %d spare worker(s): RSS %s MiB  PSS %s MiB\n' "$(echo $spares | wc -w)" "$(mib "$trss")" "$(mib "$tpss")"
+printf '    the agent with its %d worker process(es) (spare workers, fork servers): RSS %s MiB  PSS %s MiB\n' "$(echo $workers | wc -w)" "$(mib "$trss")" "$(mib "$tpss")"
 for d in collectd prometheus-node-exporter; do
   p=$(pgrep -f "^[^ ]*$d( |$)" | head -1 || true)
   if [ -n "$p" ]; then

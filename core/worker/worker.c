@@ -12,6 +12,10 @@
  *             Cancel is SIGTERM; after FR_TASK the parent only sends FR_SECRET answers.
  * Scan mode:  FR_SCAN → for each file: FR_SCAN_BEGIN, load + negotiate + init + shutdown,
  *             FR_SCAN_RESULT; exit 0. A crash here tells the parent which file did it.
+ * Fork server: FR_FORKSRV → load + negotiate (no init) → FR_READY (or FR_LOAD_ERROR, exit 3).
+ *             Then for each fork request (one byte carrying a socket and a pipe): fork a child
+ *             that takes them as fd 3 and stdout/stderr and goes on in task mode from FR_INIT
+ *             with the plugin already loaded → FR_FORKED; each child reaped → FR_REAPED.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -27,9 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -439,6 +446,15 @@ static void on_agent_gone(int sig)
 	_exit(EXIT_AGENT_GONE);
 }
 
+/* The fork server's handler: it only goes. Each worker it forked gets its own SIGHUP from
+ * PR_SET_PDEATHSIG as it does and takes what it started along (on_agent_gone); killing them
+ * from here would stop them before they could. */
+static void on_agent_gone_forksrv(int sig)
+{
+	(void)sig;
+	_exit(EXIT_AGENT_GONE);
+}
+
 /* ---- task mode ---------------------------------------------------------------------- */
 
 static void send_load_error(const char *stage, const char *message)
@@ -493,7 +509,14 @@ static int load_for_task(const cJSON *init)
 		send_load_error(WK_STAGE_LOAD, "worker: FR_INIT without a plugin path");
 		return -1;
 	}
-	if (wk_plugin_load(path->valuestring, &host_api, &W.plugin, &stage, &err) != OP_OK) {
+	if (W.plugin_loaded) { /* forked from a fork server: loaded already */
+		if (strcmp(W.plugin.path, path->valuestring) != 0) {
+			send_load_error(WK_STAGE_LOAD, "worker: FR_INIT names another plugin than "
+						       "the fork server loaded");
+			return -1;
+		}
+	} else if (wk_plugin_load(path->valuestring, &host_api, &W.plugin, &stage, &err) !=
+		   OP_OK) {
 		send_load_error(stage, err.msg);
 		return -1;
 	}
@@ -624,6 +647,202 @@ static int task_mode(const cJSON *init)
 	return 0;
 }
 
+/* ---- fork-server mode ------------------------------------------------------------------ */
+
+/* forksrv_mode's return in a forked child: go on in task mode on the new fd 3. */
+#define FORKED_CHILD (-1)
+
+/* The fork server's frames are built on the stack and written directly (it has one thread):
+ * every page it writes between forks costs a copy-on-write fault, so it writes few. */
+static void send_forked(pid_t pid, const char *error)
+{
+	char text[320];
+	int n = error ? snprintf(text, sizeof(text), "{\"error\":\"%s\"}", error)
+		      : snprintf(text, sizeof(text), "{\"pid\":%d}", (int)pid);
+
+	(void)fr_write(W.fd, FR_FORKED, text, (size_t)n);
+}
+
+/* Reaps every child that has ended and tells the agent how each ended. */
+static void reap_children(void)
+{
+	struct rusage ru;
+	char text[128];
+	int status, n;
+	pid_t pid;
+
+	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+		n = snprintf(text, sizeof(text), "{\"pid\":%d,\"status\":%d,\"maxrss\":%ld}",
+			     (int)pid, status, ru.ru_maxrss);
+		(void)fr_write(W.fd, FR_REAPED, text, (size_t)n);
+	}
+}
+
+/* Receives one fork request: a byte with a socket and a pipe's write end. Returns 1 with the
+ * two descriptors, 0 at the end of the channel (or when it broke), -1 on a malformed request. */
+static int recv_request(int fds[2])
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct msghdr msg = {0};
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte;
+	ssize_t n;
+
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	do {
+		n = recvmsg(W.fd, &msg, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				close(fd);
+			}
+		}
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 1;
+}
+
+/* In the child: the request's socket becomes fd 3 and its pipe stdout and stderr; nothing
+ * else stays open, the signals are as a spawned worker has them, and the child is in a
+ * process group of its own and goes when the fork server goes. Returns 0 or -1. */
+static int become_task_worker(pid_t server, int sfd, const int fds[2])
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	close(sfd);
+	if (dup2(fds[0], 3) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0)
+		return -1;
+	closefrom(4);
+	W.fd = 3;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigterm;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_agent_gone;
+	sigfillset(&sa.sa_mask);
+	sigaction(AGENT_GONE_SIGNAL, &sa, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	(void)setpgid(0, 0);
+	(void)prctl(PR_SET_NAME, "outpost-worker");
+	if (prctl(PR_SET_PDEATHSIG, AGENT_GONE_SIGNAL) < 0 || getppid() != server)
+		return -1;
+	return 0;
+}
+
+/* Loads the plugin once, then forks a task worker per request: each task still gets a process
+ * of its own, without paying for execve, the loader and the dlopen again. */
+static int forksrv_mode(const cJSON *req)
+{
+	const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "plugin");
+	struct op_error err = {0};
+	const char *stage = WK_STAGE_LOAD;
+	struct pollfd pfd[2];
+	struct sigaction sa;
+	sigset_t chld;
+	pid_t self = getpid();
+	int sfd;
+
+	if (!cJSON_IsString(path)) {
+		send_load_error(WK_STAGE_LOAD, "worker: FR_FORKSRV without a plugin path");
+		return EXIT_LOAD_FAILED;
+	}
+	if (wk_plugin_load(path->valuestring, &host_api, &W.plugin, &stage, &err) != OP_OK) {
+		send_load_error(stage, err.msg);
+		return EXIT_LOAD_FAILED;
+	}
+	W.plugin_loaded = true;
+	(void)prctl(PR_SET_NAME, "outpost-forksrv"); /* what ps and top show for it */
+	memset(&sa, 0, sizeof(sa));
+	sigfillset(&sa.sa_mask);
+	sa.sa_handler = on_agent_gone_forksrv;
+	sigaction(AGENT_GONE_SIGNAL, &sa, NULL);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "unset_bind_now")))
+		unsetenv("LD_BIND_NOW"); /* ours, for the loader: not for the plugin's commands */
+	/* The fork server itself has no task to cancel: SIGTERM ends it. */
+	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		send_load_error(WK_STAGE_LOAD, "worker: signalfd failed");
+		return EXIT_LOAD_FAILED;
+	}
+	if (send_frame(FR_READY, NULL, 0) < 0)
+		return EXIT_PROTOCOL;
+	pfd[0].fd = W.fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sfd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		int fds[2], rc;
+		pid_t pid;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return EXIT_PROTOCOL;
+		}
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				;
+			reap_children();
+		}
+		if (pfd[0].revents == 0)
+			continue;
+		rc = recv_request(fds);
+		if (rc == 0)
+			return 0; /* the agent closed the channel: the children go too (PDEATHSIG) */
+		if (rc < 0) {
+			send_forked(-1, "malformed fork request");
+			continue;
+		}
+		pid = fork();
+		if (pid == 0) {
+			if (become_task_worker(self, sfd, fds) < 0)
+				_exit(EXIT_PROTOCOL);
+			return FORKED_CHILD;
+		}
+		close(fds[0]);
+		close(fds[1]);
+		if (pid < 0) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "fork failed: %s", strerrorname_np(errno));
+			send_forked(-1, msg);
+			continue;
+		}
+		/* Also here, so that a kill of the group right after FR_FORKED reaches it. */
+		(void)setpgid(pid, pid);
+		send_forked(pid, NULL);
+	}
+}
+
 /* ---- scan mode ---------------------------------------------------------------------- */
 
 static void scan_one(const char *path, const cJSON *configs)
@@ -739,20 +958,24 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	rc = fr_read(W.fd, &type, &in);
-	if (rc <= 0)
-		return rc == 0 ? 0 : EXIT_PROTOCOL;
-	first = cJSON_ParseWithLength(in.data, in.len);
-	op_buf_release(&in);
-	if (first == NULL)
-		return EXIT_PROTOCOL;
-	if (type == FR_INIT)
-		st = task_mode(first);
-	else if (type == FR_SCAN)
-		st = scan_mode(first);
-	else
-		st = EXIT_PROTOCOL;
-	cJSON_Delete(first);
+	do {
+		rc = fr_read(W.fd, &type, &in);
+		if (rc <= 0)
+			return rc == 0 ? 0 : EXIT_PROTOCOL;
+		first = cJSON_ParseWithLength(in.data, in.len);
+		op_buf_release(&in);
+		if (first == NULL)
+			return EXIT_PROTOCOL;
+		if (type == FR_INIT)
+			st = task_mode(first);
+		else if (type == FR_SCAN)
+			st = scan_mode(first);
+		else if (type == FR_FORKSRV)
+			st = forksrv_mode(first); /* FORKED_CHILD in a child: read its FR_INIT */
+		else
+			st = EXIT_PROTOCOL;
+		cJSON_Delete(first);
+	} while (st == FORKED_CHILD);
 	for (struct secret_copy *s = W.secrets, *next; s; s = next) {
 		next = s->next;
 		explicit_bzero(s->value, s->len);

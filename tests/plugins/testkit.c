@@ -91,6 +91,17 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 			outpost_output(ctx, OUTPOST_STREAM_STDOUT, line, sizeof(line) - 1);
 		}
 		fflush(stdout);
+	} else if (strcmp(action, "env") == 0) {
+		const char *name = "PATH", *v;
+
+		outpost_get_str(ctx, p, "name", &name, name);
+		v = getenv(name);
+		r = cJSON_CreateObject();
+		if (v)
+			cJSON_AddStringToObject(r, "value", v);
+		else
+			cJSON_AddNullToObject(r, "value");
+		outpost_set_result(ctx, r);
 	} else if (strcmp(action, "fork") == 0) {
 		bool detach = false;
 		pid_t pid;

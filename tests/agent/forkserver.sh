@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The fork server (workers.fork_server, on by default): a process per plugin loads it once and
+# forks each task's worker. The worker is the fork server's child, in a process group of its
+# own, with a clean environment; a crash is reported with its signal; when the fork server dies
+# mid-task, that task fails with the reason, the agent carries on and starts it again; with
+# workers.fork_server: false every worker is spawned.
+. "$OUTPOST_SOURCE_DIR/tests/lib.sh"
+t_srv_init
+t_srv_start --heartbeat-interval 1s
+. "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
+tok=$(t_srv_cli token create --uses 2 2>/dev/null)
+ta_enroll a1 "$tok"
+ta_enroll a2 "$tok" "  fork_server: false"
+
+# fork_server_of AGENT_PID: the agent's child named outpost-forksrv (ps, top).
+fork_server_of() { pgrep -P "$1" -x outpost-forksrv || true; }
+# wait_fork_server AGENT_PID [spare]: prints its fork server's PID once there is one (and,
+# with "spare", once the idle spare is one it forked).
+wait_fork_server() {
+  local fs="" i
+  for ((i = 0; i < 100; i++)); do
+    fs=$(fork_server_of "$1")
+    if [ -n "$fs" ] && { [ -z "${2:-}" ] || [ -n "$(pgrep -P "$fs" || true)" ]; }; then
+      echo "$fs"
+      return 0
+    fi
+    sleep 0.1
+  done
+  t_fail "no fork server${2:+ with a spare} under agent $1"
+}
+
+ta_start a1
+apid=$(ta_pid a1)
+# The first spare is spawned while the fork server starts; the next ones are forked.
+for _ in 1 2 3 4 5; do
+  task=$(ta_submit testkit.run '{"action": "echo"}')
+  ta_wait_task "$task" succeeded
+  sleep 0.3
+  fs=$(fork_server_of "$apid")
+  [ -n "$fs" ] && [ -n "$(pgrep -P "$fs" || true)" ] && break
+done
+fs=$(wait_fork_server "$apid" spare)
+t_expect_contains "$(tr '\0' ' ' <"/proc/$fs/cmdline")" "outpost-worker --fd 3 testkit"
+t_expect_eq outpost-worker "$(ps -o comm= -p "$(pgrep -P "$fs")")" "the forked spare's name"
+
+# --- a task runs in a worker the fork server forked: its child, leading its own group.
+task=$(ta_submit testkit.run '{"action": "sleep", "for": "3s"}')
+ta_wait_task "$task" leased
+sleep 0.5
+for w in $(pgrep -P "$fs"); do
+  t_expect_eq "$w" "$(ps -o pgid= -p "$w" | tr -d ' ')" "process group of forked worker $w"
+done
+t_expect_eq "2" "$(pgrep -P "$fs" | wc -l | tr -d ' ')" "the fork server's children (the task's, a spare)"
+ta_wait_task "$task" succeeded
+
+# --- the plugin's environment is what env_allow passes: the LD_BIND_NOW the fork server was
+#     started with (so that its children need not bind symbols) is not in it.
+task=$(ta_submit testkit.run '{"action": "env", "name": "LD_BIND_NOW"}')
+ta_wait_task "$task" succeeded
+t_expect_eq '{"value": null}' "$(ta_task "$task" result)" "LD_BIND_NOW in a forked worker"
+task=$(ta_submit testkit.run '{"action": "env", "name": "OUTPOST_TEST_MARK"}')
+ta_wait_task "$task" succeeded
+t_expect_eq "{\"value\": \"$T/agents/a1\"}" "$(ta_task "$task" result)" "an env_allow variable"
+
+# --- a crash in a forked worker: its signal, relayed by the fork server.
+task=$(ta_submit testkit.run '{"action": "segv"}')
+ta_wait_task "$task" crashed
+t_expect_contains "$(ta_task "$task" error)" "plugin testkit crashed: signal 11 (SIGSEGV)"
+
+# --- the fork server dies mid-task: that task fails with the reason; the next one runs, and a
+#     fork server is back.
+task=$(ta_submit testkit.run '{"action": "sleep", "for": "20s"}')
+ta_wait_task "$task" leased
+sleep 0.5
+kill -KILL "$fs"
+ta_wait_task "$task" crashed
+t_expect_contains "$(ta_task "$task" error)" \
+  "the fork server for plugin testkit ended (signal 9 (SIGKILL)) and took the task's worker with it"
+t_expect_contains "$T/agents/a1/agent.log" "the fork server for testkit ended (signal 9 (SIGKILL)); workers are spawned until it is back"
+task=$(ta_submit testkit.run '{"action": "echo"}')
+ta_wait_task "$task" succeeded
+sleep 1.5
+task=$(ta_submit testkit.run '{"action": "echo"}')
+ta_wait_task "$task" succeeded
+fs2=$(wait_fork_server "$apid")
+[ "$fs2" != "$fs" ] || t_fail "the fork server was not started again"
+# Nothing of the first fork server is left.
+for _ in $(seq 50); do t_proc_gone "$fs" && break; sleep 0.1; done
+t_proc_gone "$fs" || t_fail "the killed fork server is still there"
+kill -TERM "$apid"; ta_wait_exit a1
+t_expect_eq 0 "$TA_RC" "exit code"
+[ -z "$(t_marked_pids "$T/agents/a1")" ] || t_fail "a worker outlived the agent"
+
+# --- workers.fork_server: false: no fork server; tasks run in spawned workers.
+ta_start a2
+apid=$(ta_pid a2)
+task=$(ta_submit testkit.run '{"action": "echo"}')
+ta_wait_task "$task" succeeded
+sleep 0.5
+[ -z "$(fork_server_of "$apid")" ] || t_fail "a fork server runs with workers.fork_server: false"
+task=$(ta_submit testkit.run '{"action": "abort"}')
+ta_wait_task "$task" crashed
+t_expect_contains "$(ta_task "$task" error)" "plugin testkit crashed: signal 6 (SIGABRT)"
+kill -TERM "$apid"; ta_wait_exit a2
+t_srv_stop
+echo ok
