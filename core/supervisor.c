@@ -626,6 +626,7 @@ static bool fs_fork(struct sv_plugin *p, struct sv_worker *w)
 	w->fork_fds[1] = pipefd[0];
 	sp[0] = pipefd[0] = -1;
 	w->forked = true;
+	w->start_deadline = now_s() + w->sv->opts.start_timeout; /* its answer; then the load */
 	if (p->fs.pending_tail)
 		p->fs.pending_tail->fork_next = w;
 	else
@@ -1929,6 +1930,8 @@ int sv_timeout_ms(struct sv *sv)
 			next = min_timer(next, sv->plugins[i].refill_after);
 		if (sv->plugins[i].fs.state == FS_STARTING)
 			next = min_timer(next, sv->plugins[i].fs.start_deadline);
+		if (sv->plugins[i].fs.pending)
+			next = min_timer(next, sv->plugins[i].fs.pending->start_deadline);
 	}
 	if (next == 0)
 		return -1;
@@ -1983,6 +1986,12 @@ void sv_tick(struct sv *sv)
 			op_log_warn("supervisor",
 				    "the fork server for %s did not load it within %.0fs "
 				    "(workers.start_timeout)",
+				    p->name, sv->opts.start_timeout);
+			fs_gone(sv, p);
+		} else if (p->fs.pending && now >= p->fs.pending->start_deadline) {
+			op_log_warn("supervisor",
+				    "the fork server for %s did not answer a fork request within "
+				    "%.0fs (workers.start_timeout)",
 				    p->name, sv->opts.start_timeout);
 			fs_gone(sv, p);
 		}

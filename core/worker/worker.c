@@ -928,6 +928,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	cJSON *first = NULL;
 	long long fd;
+	bool forked = false;
 	uint8_t type;
 	int rc, st;
 
@@ -968,6 +969,8 @@ int main(int argc, char **argv)
 			return EXIT_PROTOCOL;
 		if (type == FR_INIT)
 			st = task_mode(first);
+		else if (forked)
+			st = EXIT_PROTOCOL; /* a forked worker takes FR_INIT only */
 		else if (type == FR_SCAN)
 			st = scan_mode(first);
 		else if (type == FR_FORKSRV)
@@ -975,7 +978,8 @@ int main(int argc, char **argv)
 		else
 			st = EXIT_PROTOCOL;
 		cJSON_Delete(first);
-	} while (st == FORKED_CHILD);
+		forked = st == FORKED_CHILD;
+	} while (forked);
 	for (struct secret_copy *s = W.secrets, *next; s; s = next) {
 		next = s->next;
 		explicit_bzero(s->value, s->len);

@@ -9,9 +9,10 @@
 t_srv_init
 t_srv_start --heartbeat-interval 1s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
-tok=$(t_srv_cli token create --uses 2 2>/dev/null)
+tok=$(t_srv_cli token create --uses 3 2>/dev/null)
 ta_enroll a1 "$tok"
 ta_enroll a2 "$tok" "  fork_server: false"
+ta_enroll a3 "$tok" "  start_timeout: 2s"
 
 # fork_server_of AGENT_PID: the agent's child named outpost-forksrv (ps, top).
 fork_server_of() { pgrep -P "$1" -x outpost-forksrv || true; }
@@ -92,6 +93,28 @@ t_proc_gone "$fs" || t_fail "the killed fork server is still there"
 kill -TERM "$apid"; ta_wait_exit a1
 t_expect_eq 0 "$TA_RC" "exit code"
 [ -z "$(t_marked_pids "$T/agents/a1")" ] || t_fail "a worker outlived the agent"
+
+# --- a fork server that stops answering (SIGSTOP) is replaced after workers.start_timeout; the
+#     request it did not answer is spawned instead.
+ta_start a3
+apid=$(ta_pid a3)
+for _ in 1 2 3 4 5; do
+  task=$(ta_submit testkit.run '{"action": "echo"}')
+  ta_wait_task "$task" succeeded
+  sleep 0.3
+  fs=$(fork_server_of "$apid")
+  [ -n "$fs" ] && [ -n "$(pgrep -P "$fs" || true)" ] && break
+done
+fs=$(wait_fork_server "$apid" spare)
+kill -STOP "$fs"
+task=$(ta_submit testkit.run '{"action": "echo"}') # takes the spare; its successor is asked for
+ta_wait_task "$task" succeeded
+t_wait_for 10 grep -q "the fork server for testkit did not answer a fork request within 2s (workers.start_timeout)" "$T/agents/a3/agent.log"
+task=$(ta_submit testkit.run '{"action": "echo"}')
+ta_wait_task "$task" succeeded
+for _ in $(seq 50); do t_proc_gone "$fs" && break; sleep 0.1; done
+t_proc_gone "$fs" || t_fail "the stopped fork server is still there"
+kill -TERM "$apid"; ta_wait_exit a3
 
 # --- workers.fork_server: false: no fork server; tasks run in spawned workers.
 ta_start a2
