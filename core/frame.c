@@ -4,8 +4,14 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+union fds_ctl {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(2 * sizeof(int))];
+};
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -134,4 +140,71 @@ long fr_parse(const struct op_buf *in, uint8_t *type, const char **payload, size
 	*payload = in->data + 5;
 	*len = n - 1;
 	return 4 + (long)n;
+}
+
+/* A message of one byte (*BYTE) with room for two descriptors in CTL. */
+static void fds_msg(struct msghdr *msg, struct iovec *iov, char *byte, union fds_ctl *ctl)
+{
+	memset(msg, 0, sizeof(*msg));
+	memset(ctl, 0, sizeof(*ctl));
+	iov->iov_base = byte;
+	iov->iov_len = 1;
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = ctl->buf;
+	msg->msg_controllen = sizeof(ctl->buf);
+}
+
+int fr_send_fds(int sock, const int fds[2])
+{
+	union fds_ctl ctl;
+	struct msghdr msg;
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte = 'F';
+	ssize_t n;
+
+	fds_msg(&msg, &iov, &byte, &ctl);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : -1;
+}
+
+int fr_recv_fds(int sock, int fds[2])
+{
+	union fds_ctl ctl;
+	struct msghdr msg;
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte;
+	ssize_t n;
+
+	fds_msg(&msg, &iov, &byte, &ctl);
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	if (c->cmsg_len != CMSG_LEN(2 * sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		for (size_t i = 0; i < k && i < 2; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			close(fd);
+		}
+		return -1;
+	}
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 1;
 }

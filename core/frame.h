@@ -59,6 +59,13 @@ int fr_write(int fd, uint8_t type, const void *payload, size_t len);
  * Returns 1, 0 on clean EOF, -1 on error or a malformed frame. */
 int fr_read(int fd, uint8_t *type, struct op_buf *out);
 
+/* A fork request (FR_FORKSRV): one byte carrying the two descriptors FDS over SOCK with
+ * SCM_RIGHTS. Sending does not block: returns 0, or -1 (errno set; EAGAIN when full). */
+int fr_send_fds(int sock, const int fds[2]);
+/* Receives one: returns 1 with FDS set (close-on-exec), 0 at the end of the channel or when it
+ * broke, -1 for a byte that did not carry exactly two descriptors (any it carried are closed). */
+int fr_recv_fds(int sock, int fds[2]);
+
 /* Incremental parsing for non-blocking readers: if IN holds a whole frame, sets *type,
  * *payload (pointing into IN) and *len, and returns the frame's total size; returns 0 when more
  * bytes are needed and -1 on a malformed frame. The caller consumes the returned size. */

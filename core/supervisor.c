@@ -495,6 +495,57 @@ const char *sv_plugin_for_type(const struct sv *sv, const char *type)
 	return p ? p->name : NULL;
 }
 
+/* ---- channels ----------------------------------------------------------------------------- */
+
+/* Writes what OUT holds to non-blocking FD, as far as it takes it. */
+static void flush_buf(int fd, struct op_buf *out)
+{
+	while (out->len > 0 && fd >= 0) {
+		/* MSG_NOSIGNAL: a worker that died must not take us down with SIGPIPE. */
+		ssize_t n = send(fd, out->data, out->len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EAGAIN: poll says when; EPIPE: the exit path reports it */
+		op_buf_consume(out, (size_t)n);
+	}
+}
+
+/* Reads what non-blocking FD holds into IN and hands each whole frame to ON_FRAME, which
+ * returns false to stop. Returns 0 once drained, -1 at EOF, on an error or when stopped, -2
+ * on a malformed frame. */
+static int read_frames(int fd, struct op_buf *in,
+		       bool (*on_frame)(void *arg, uint8_t type, const char *p, size_t len),
+		       void *arg)
+{
+	char chunk[65536];
+
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		long used;
+		uint8_t type;
+		const char *payload;
+		size_t plen;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0 || op_buf_append(in, chunk, (size_t)n) < 0)
+			return -1;
+		while ((used = fr_parse(in, &type, &payload, &plen)) > 0) {
+			bool go_on = on_frame(arg, type, payload, plen);
+
+			op_buf_consume(in, (size_t)used);
+			if (!go_on)
+				return -1;
+		}
+		if (used < 0)
+			return -2;
+	}
+}
+
 /* ---- workers ----------------------------------------------------------------------------- */
 
 static int queue_frame(struct sv_worker *w, uint8_t type, const void *data, size_t len)
@@ -505,16 +556,7 @@ static int queue_frame(struct sv_worker *w, uint8_t type, const void *data, size
 /* Writes what is queued for W without blocking. */
 static void flush_out(struct sv_worker *w)
 {
-	while (w->out.len > 0 && w->proc.sock >= 0) {
-		/* MSG_NOSIGNAL: a worker that died must not take us down with SIGPIPE. */
-		ssize_t n = send(w->proc.sock, w->out.data, w->out.len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* EAGAIN: poll says when; EPIPE: the exit path reports it */
-		op_buf_consume(&w->out, (size_t)n);
-	}
+	flush_buf(w->proc.sock, &w->out);
 }
 
 /* ---- fork servers ------------------------------------------------------------------------ */
@@ -525,15 +567,7 @@ static void worker_gone(struct sv_worker *w);
 /* Writes what is queued for FS without blocking. */
 static void fs_flush(struct sv_forksrv *fs)
 {
-	while (fs->out.len > 0 && fs->proc.sock >= 0) {
-		ssize_t n = send(fs->proc.sock, fs->out.data, fs->out.len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		op_buf_consume(&fs->out, (size_t)n);
-	}
+	flush_buf(fs->proc.sock, &fs->out);
 }
 
 /* Asks the spawner thread for P's fork server. */
@@ -586,39 +620,15 @@ static void fs_adopt(struct sv *sv, struct spawn_done *d)
  * socketpair and the write end of its output pipe. False if it could not be sent. */
 static bool fs_fork(struct sv_plugin *p, struct sv_worker *w)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} ctl;
-	struct msghdr msg = {0};
-	struct cmsghdr *c;
-	struct iovec iov;
-	char byte = 'F';
 	int sp[2] = {-1, -1}, pipefd[2] = {-1, -1}, theirs[2];
 	bool ok = false;
-	ssize_t n;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    pipe2(pipefd, O_CLOEXEC) < 0)
 		goto out;
 	theirs[0] = sp[1];
 	theirs[1] = pipefd[1];
-	memset(&ctl, 0, sizeof(ctl));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(theirs));
-	memcpy(CMSG_DATA(c), theirs, sizeof(theirs));
-	do {
-		n = sendmsg(p->fs.proc.sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (fr_send_fds(p->fs.proc.sock, theirs) < 0)
 		goto out; /* full or gone: this worker is spawned; the EOF tells if it is gone */
 	fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK);
 	fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
@@ -767,31 +777,25 @@ static void fs_on_frame(struct sv *sv, struct sv_plugin *p, uint8_t type, const 
 	cJSON_Delete(o);
 }
 
+struct fs_frame_arg {
+	struct sv *sv;
+	struct sv_plugin *p;
+};
+
+static bool fs_frame(void *arg, uint8_t type, const char *payload, size_t len)
+{
+	struct fs_frame_arg *a = arg;
+
+	fs_on_frame(a->sv, a->p, type, payload, len);
+	return true;
+}
+
 /* Reads what P's fork server sent. Returns -1 at EOF or on error. */
 static int fs_read(struct sv *sv, struct sv_plugin *p)
 {
-	char chunk[4096];
+	struct fs_frame_arg a = {sv, p};
 
-	for (;;) {
-		ssize_t n = read(p->fs.proc.sock, chunk, sizeof(chunk));
-		long used;
-		uint8_t type;
-		const char *payload;
-		size_t plen;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n <= 0 || op_buf_append(&p->fs.in, chunk, (size_t)n) < 0)
-			return -1;
-		while ((used = fr_parse(&p->fs.in, &type, &payload, &plen)) > 0) {
-			fs_on_frame(sv, p, type, payload, plen);
-			op_buf_consume(&p->fs.in, (size_t)used);
-		}
-		if (used < 0)
-			return -1;
-	}
+	return read_frames(p->fs.proc.sock, &p->fs.in, fs_frame, &a) < 0 ? -1 : 0;
 }
 
 /* What the fork server itself prints (a library's constructor): dropped. */
@@ -1556,38 +1560,22 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 	}
 }
 
+static bool worker_frame(void *arg, uint8_t type, const char *payload, size_t len)
+{
+	struct sv_worker *w = arg;
+
+	on_frame(w, type, payload, len);
+	return w->proc.sock >= 0; /* the frame may have ended the channel */
+}
+
 /* Reads what the worker's socket holds. Returns -1 at EOF or on error. */
 static int read_sock(struct sv_worker *w)
 {
-	char chunk[65536];
+	int rc = read_frames(w->proc.sock, &w->in, worker_frame, w);
 
-	for (;;) {
-		ssize_t n = read(w->proc.sock, chunk, sizeof(chunk));
-		long used;
-		uint8_t type;
-		const char *payload;
-		size_t plen;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n <= 0)
-			return -1;
-		if (op_buf_append(&w->in, chunk, (size_t)n) < 0)
-			return -1;
-		while ((used = fr_parse(&w->in, &type, &payload, &plen)) > 0) {
-			on_frame(w, type, payload, plen);
-			op_buf_consume(&w->in, (size_t)used);
-			if (w->proc.sock < 0)
-				return -1;
-		}
-		if (used < 0) {
-			op_log_error("supervisor", "worker for %s sent a malformed frame",
-				     w->plugin->name);
-			return -1;
-		}
-	}
+	if (rc == -2)
+		op_log_error("supervisor", "worker for %s sent a malformed frame", w->plugin->name);
+	return rc < 0 ? -1 : 0;
 }
 
 static int read_pipe(struct sv_worker *w)

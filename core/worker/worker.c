@@ -678,50 +678,6 @@ static void reap_children(void)
 	}
 }
 
-/* Receives one fork request: a byte with a socket and a pipe's write end. Returns 1 with the
- * two descriptors, 0 at the end of the channel (or when it broke), -1 on a malformed request. */
-static int recv_request(int fds[2])
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} ctl;
-	struct msghdr msg = {0};
-	struct cmsghdr *c;
-	struct iovec iov;
-	char byte;
-	ssize_t n;
-
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
-	do {
-		n = recvmsg(W.fd, &msg, MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return 0;
-	c = CMSG_FIRSTHDR(&msg);
-	if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-			for (size_t i = 0; i < k; i++) {
-				int fd;
-
-				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				close(fd);
-			}
-		}
-		return -1;
-	}
-	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
-	return 1;
-}
-
 /* In the child: the request's socket becomes fd 3 and its pipe stdout and stderr; nothing
  * else stays open, the signals are as a spawned worker has them, and the child is in a
  * process group of its own and goes when the fork server goes. Returns 0 or -1. */
@@ -815,7 +771,7 @@ static int forksrv_mode(const cJSON *req)
 		}
 		if (pfd[0].revents == 0)
 			continue;
-		rc = recv_request(fds);
+		rc = fr_recv_fds(W.fd, fds);
 		if (rc == 0)
 			return 0; /* the agent closed the channel: the children go too (PDEATHSIG) */
 		if (rc < 0) {

@@ -30,18 +30,23 @@ wait_fork_server() {
   done
   t_fail "no fork server${2:+ with a spare} under agent $1"
 }
+# forked_spare AGENT_PID: runs echo tasks until the idle spare is one the fork server forked
+# (the first spare is spawned while the fork server starts); prints the fork server's PID.
+forked_spare() {
+  local fs="" task
+  for _ in 1 2 3 4 5; do
+    task=$(ta_submit testkit.run '{"action": "echo"}')
+    ta_wait_task "$task" succeeded
+    sleep 0.3
+    fs=$(fork_server_of "$1")
+    [ -n "$fs" ] && [ -n "$(pgrep -P "$fs" || true)" ] && break
+  done
+  wait_fork_server "$1" spare
+}
 
 ta_start a1
 apid=$(ta_pid a1)
-# The first spare is spawned while the fork server starts; the next ones are forked.
-for _ in 1 2 3 4 5; do
-  task=$(ta_submit testkit.run '{"action": "echo"}')
-  ta_wait_task "$task" succeeded
-  sleep 0.3
-  fs=$(fork_server_of "$apid")
-  [ -n "$fs" ] && [ -n "$(pgrep -P "$fs" || true)" ] && break
-done
-fs=$(wait_fork_server "$apid" spare)
+fs=$(forked_spare "$apid")
 t_expect_contains "$(tr '\0' ' ' <"/proc/$fs/cmdline")" "outpost-worker --fd 3 testkit"
 t_expect_eq outpost-worker "$(ps -o comm= -p "$(pgrep -P "$fs")")" "the forked spare's name"
 
@@ -98,14 +103,7 @@ t_expect_eq 0 "$TA_RC" "exit code"
 #     request it did not answer is spawned instead.
 ta_start a3
 apid=$(ta_pid a3)
-for _ in 1 2 3 4 5; do
-  task=$(ta_submit testkit.run '{"action": "echo"}')
-  ta_wait_task "$task" succeeded
-  sleep 0.3
-  fs=$(fork_server_of "$apid")
-  [ -n "$fs" ] && [ -n "$(pgrep -P "$fs" || true)" ] && break
-done
-fs=$(wait_fork_server "$apid" spare)
+fs=$(forked_spare "$apid")
 kill -STOP "$fs"
 task=$(ta_submit testkit.run '{"action": "echo"}') # takes the spare; its successor is asked for
 ta_wait_task "$task" succeeded
