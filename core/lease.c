@@ -480,8 +480,11 @@ static cJSON *release_message(const struct ag_task *t, const char *reason)
 	return m;
 }
 
+/* RESULT_TEXT is the result as the plugin gave it (validated and redacted by the supervisor):
+ * it goes in as raw text, so a result of megabytes is not copied node by node and printed
+ * twice more (outbox, request). */
 static cJSON *complete_message(const struct ag_task *t, const char *status, const char *error,
-			       const cJSON *result, const cJSON *artifacts, double duration)
+			       const char *result_text, const cJSON *artifacts, double duration)
 {
 	cJSON *m = cJSON_CreateObject(), *body, *res;
 	char path[160];
@@ -494,7 +497,7 @@ static cJSON *complete_message(const struct ag_task *t, const char *status, cons
 	cJSON_AddStringToObject(body, "status", status);
 	if (error)
 		cJSON_AddStringToObject(body, "error", error);
-	res = result ? cJSON_Duplicate(result, true) : NULL;
+	res = result_text ? cJSON_CreateRaw(result_text) : NULL;
 	if (res)
 		cJSON_AddItemToObject(body, "result", res);
 	if (artifacts)
@@ -539,7 +542,7 @@ static void on_done(void *ud, const struct sv_outcome *o)
 	}
 	op_log_info("lease", "task %s (%s) %s in %.3fs%s%s", t->task_id, t->type, status,
 		    o->duration, o->error ? ": " : "", o->error ? o->error : "");
-	msg = complete_message(t, status, o->error, o->result, o->artifacts, o->duration);
+	msg = complete_message(t, status, o->error, o->result_text, o->artifacts, o->duration);
 	if (msg)
 		queue_message(t, msg);
 	t->state = T_FINISHING;

@@ -1121,7 +1121,8 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	if (j->result.len > 0) {
 		/* Parsed once, here: the worker only checked its shape. */
 		op_redact(&j->redactor, j->result.data, j->result.len, &result);
-		parsed = result.data ? cJSON_ParseWithLength(result.data, result.len) : NULL;
+		/* The whole text, not a first value with more after it: it is passed on as is. */
+		parsed = result.data ? cJSON_ParseWithOpts(result.data, NULL, true) : NULL;
 		if (parsed == NULL && status == SV_SUCCEEDED) {
 			snprintf(bad, sizeof(bad), "plugin %s set a result that is not valid JSON",
 				 j->plugin->name);
@@ -1136,6 +1137,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	o.status = status;
 	o.error = error.data;
 	o.result = parsed;
+	o.result_text = parsed ? result.data : NULL;
 	o.artifacts = artifacts;
 	o.duration = now_s() - j->started;
 	o.output_bytes = j->output_bytes;

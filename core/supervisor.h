@@ -38,6 +38,8 @@ struct sv_outcome {
 	enum sv_status status;
 	const char *error;	 /* the message a user sees, or NULL */
 	const cJSON *result;	 /* the plugin's result (redacted), or NULL; valid during done() */
+	const char *result_text; /* the same as the JSON text it was parsed from (NUL-terminated),
+				  * to pass on without printing it again; NULL with result */
 	const cJSON *artifacts;	 /* [{name, size, sha256, path}] */
 	double duration;	 /* seconds from hand-over to outcome */
 	uint64_t output_bytes;	 /* task output and log bytes passed on */

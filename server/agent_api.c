@@ -1095,10 +1095,11 @@ static void complete_run(struct rq *r, struct store *st)
 		cJSON_AddNullToObject(u, "reason");
 	if (err)
 		cJSON_AddItemToObject(u, "error", cJSON_Duplicate(err, true));
-	if ((v = cJSON_GetObjectItemCaseSensitive(r->body, "result")))
-		cJSON_AddItemToObject(u, "result", cJSON_Duplicate(v, true));
-	if ((v = cJSON_GetObjectItemCaseSensitive(r->body, "artifacts")))
-		cJSON_AddItemToObject(u, "artifacts", cJSON_Duplicate(v, true));
+	/* Moved, not copied: a result can be megabytes, and the body is done with. */
+	if ((v = cJSON_DetachItemFromObjectCaseSensitive(r->body, "result")))
+		cJSON_AddItemToObject(u, "result", v);
+	if ((v = cJSON_DetachItemFromObjectCaseSensitive(r->body, "artifacts")))
+		cJSON_AddItemToObject(u, "artifacts", v);
 	if ((v = cJSON_GetObjectItemCaseSensitive(r->body, "duration")))
 		cJSON_AddItemToObject(u, "duration", cJSON_Duplicate(v, true));
 	cJSON_AddNumberToObject(u, "finished_at", (double)r->now_ms);

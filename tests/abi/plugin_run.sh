@@ -68,6 +68,15 @@ t_task "$T/f.json" testkit.run '{"action": "fail", "message": "remote said no"}'
 t_run 1 "$T/o" "$A" plugin run --task "$T/f.json" --plugins-dir "$P"
 t_expect_contains "$T/o" "ERROR: task failed: remote said no"
 
+# --- a result the plugin wrote as text: passed on as written when it is one JSON object
+#     (exact numbers, spacing), refused when more follows the object
+t_task "$T/raw.json" testkit.run '{"action": "raw", "text": " {\"n\": 0.30000000000000004, \"s\": \"x\"}\n"}'
+"$A" plugin run --task "$T/raw.json" --plugins-dir "$P" >"$T/raw.out" 2>/dev/null || t_fail "raw result task failed"
+t_expect_contains "$T/raw.out" '"result":{"n":0.30000000000000004,"s":"x"}'
+t_task "$T/raw2.json" testkit.run '{"action": "raw", "text": "{\"a\": 1} {\"b\": 2}"}'
+t_run 1 "$T/o" "$A" plugin run --task "$T/raw2.json" --plugins-dir "$P"
+t_expect_contains "$T/o" "ERROR: task failed: plugin testkit set a result that is not valid JSON"
+
 # --- artifacts land in the workspace, listed with size and sha256
 t_task "$T/art.json" testkit.run '{"action": "artifact", "name": "report.csv", "content": "a,b\n1,2\n"}'
 "$A" plugin run --task "$T/art.json" --plugins-dir "$P" --workspace "$T/ws" >"$T/art.out" 2>/dev/null || t_fail "artifact task failed"

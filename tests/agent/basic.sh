@@ -63,6 +63,11 @@ t_expect_contains "$T/metrics.txt" 'outpost_agent_task_duration_seconds_count{ty
 t_expect_contains "$T/metrics.txt" 'outpost_agent_leases_total 5'
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/other")" = 404 ] || t_fail "metrics: 404 expected"
 
+# A result goes to the control plane as the plugin wrote it (spacing and all), not reprinted.
+task=$(ta_submit testkit.run '{"action": "raw", "text": "\n {\"n\": 1e-7,\n  \"list\": [1, 2.5]}\n"}')
+ta_wait_task "$task" succeeded
+t_expect_eq '{"n": 1e-07, "list": [1, 2.5]}' "$(ta_task "$task" result)" "a raw result"
+
 # No secret or token in the agent's log.
 t_expect_not_contains "$D/agent.log" "oe_"
 t_expect_not_contains "$D/agent.log" "BEGIN"

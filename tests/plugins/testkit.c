@@ -91,6 +91,12 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 			outpost_output(ctx, OUTPOST_STREAM_STDOUT, line, sizeof(line) - 1);
 		}
 		fflush(stdout);
+	} else if (strcmp(action, "raw") == 0) {
+		const char *text = "{}";
+
+		outpost_get_str(ctx, p, "text", &text, text);
+		if (outpost_host->set_result(ctx, text, strlen(text)) != 0)
+			rc = outpost_fail(ctx, OUTPOST_ERR_FAILED, "set_result refused the text");
 	} else if (strcmp(action, "env") == 0) {
 		const char *name = "PATH", *v;
 
