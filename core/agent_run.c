@@ -219,7 +219,8 @@ static op_rc load_plugins(struct agent *ag, struct sv **out, struct op_error *er
 		specs[n].path = p->file;
 		specs[n].types = types + nt;
 		specs[n].settings = ag_config_plugin_settings(&ag->cfg, specs[n].name);
-		specs[n].spare = ag_config_spare_for(&ag->cfg, specs[n].name);
+		specs[n].spare = ag_plugin_switch_for(&ag->cfg.spare, specs[n].name);
+		specs[n].fork_server = ag_plugin_switch_for(&ag->cfg.fork_server, specs[n].name);
 		pj = cJSON_CreateObject();
 		cJSON_AddStringToObject(pj, "name", specs[n].name);
 		cJSON_AddStringToObject(pj, "version", cJSON_IsString(ver) ? ver->valuestring : "");
@@ -456,7 +457,6 @@ static void reload(struct agent *ag)
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;
-	ag->svopts.fork_server = ag->cfg.fork_server;
 	ag->svopts.log_level = ag->cfg.log_level;
 	ag->svopts.proxy = ag->cfg.https_proxy;
 	ag->svopts.no_proxy = ag->cfg.no_proxy;
@@ -612,7 +612,6 @@ static int agent_init(struct agent *ag, struct op_error *err)
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;
-	ag->svopts.fork_server = ag->cfg.fork_server;
 	ag->svopts.log_level = ag->cfg.log_level;
 	ag->svopts.proxy = ag->cfg.https_proxy;
 	ag->svopts.no_proxy = ag->cfg.no_proxy;

@@ -710,6 +710,7 @@ static int plugin_run(int argc, char **argv)
 		specs[n_specs].n_types = k;
 		specs[n_specs].settings = ag_config_plugin_settings(&pe.cfg, specs[n_specs].name);
 		specs[n_specs].spare = false;
+		specs[n_specs].fork_server = false; /* one task: nothing to fork it from */
 		n_specs++;
 		if (n_specs >= 64)
 			break;

@@ -33,7 +33,7 @@ enum ck_type {
 	CK_SECTION,
 	CK_PLUGINS_ENABLED,
 	CK_JSON_MAP,
-	CK_SPARE,
+	CK_SWITCH, /* struct ag_plugin_switch */
 	CK_SECRETS
 };
 
@@ -75,8 +75,8 @@ static const struct ck_field plugins_fields[] = {
 
 static const struct ck_field workers_fields[] = {
 	F("path", CK_STR, worker_path, "OUTPOST_WORKERS_PATH"),
-	F("spare", CK_SPARE, spare, "OUTPOST_WORKERS_SPARE"),
-	F("fork_server", CK_BOOL, fork_server, "OUTPOST_WORKERS_FORK_SERVER"),
+	F("spare", CK_SWITCH, spare, "OUTPOST_WORKERS_SPARE"),
+	F("fork_server", CK_SWITCH, fork_server, "OUTPOST_WORKERS_FORK_SERVER"),
 	F("memory_limit", CK_SIZE, memory_limit, "OUTPOST_WORKERS_MEMORY_LIMIT"),
 	F("output_limit", CK_SIZE, output_limit, "OUTPOST_WORKERS_OUTPUT_LIMIT"),
 	F("grace", CK_DURATION, worker_grace, "OUTPOST_WORKERS_GRACE"),
@@ -268,7 +268,7 @@ static op_rc set_scalar(struct ag_config *cfg, const struct ck_field *f, const c
 				       v, v);
 		return set_str(slot, v) == OP_OK ? OP_OK : op_fail(err, OP_ENOMEM, "out of memory");
 	case CK_BOOL:
-	case CK_SPARE:
+	case CK_SWITCH: /* its default, the first member */
 		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0 ||
 		    strcmp(v, "on") == 0)
 			*(bool *)slot = true;
@@ -503,8 +503,10 @@ static op_rc read_map(struct walk *w, const struct op_ynode *n, const struct ck_
 			*slot = j;
 			break;
 		}
-		case CK_SPARE:
+		case CK_SWITCH:
 			if (v->kind == OP_Y_MAP) {
+				struct ag_plugin_switch *sw =
+					(struct ag_plugin_switch *)((char *)w->cfg + f->offset);
 				cJSON *j = op_ynode_to_json(v), *item;
 
 				if (j == NULL)
@@ -520,9 +522,9 @@ static op_rc read_map(struct walk *w, const struct op_ynode *n, const struct ck_
 				}
 				item = cJSON_GetObjectItemCaseSensitive(j, "default");
 				if (item)
-					w->cfg->spare = cJSON_IsTrue(item);
-				cJSON_Delete(w->cfg->spare_overrides);
-				w->cfg->spare_overrides = j;
+					sw->on = cJSON_IsTrue(item);
+				cJSON_Delete(sw->overrides);
+				sw->overrides = j;
 				break;
 			}
 			__attribute__((fallthrough)); /* a plain boolean */
@@ -570,8 +572,8 @@ op_rc ag_config_defaults(struct ag_config *cfg, struct op_error *err)
 	cfg->log_max_size = 10 * 1024 * 1024;
 	cfg->log_keep = 5;
 	cfg->plugins_all = true;
-	cfg->spare = true;
-	cfg->fork_server = true;
+	cfg->spare.on = true;
+	cfg->fork_server.on = true;
 	cfg->memory_limit = 0;
 	cfg->output_limit = 10 * 1024 * 1024;
 	cfg->worker_grace = 10;
@@ -719,7 +721,8 @@ void ag_config_release(struct ag_config *cfg)
 	ag_strlist_release(&cfg->tags);
 	ag_strlist_release(&cfg->plugins_enabled);
 	cJSON_Delete(cfg->plugins_config);
-	cJSON_Delete(cfg->spare_overrides);
+	cJSON_Delete(cfg->spare.overrides);
+	cJSON_Delete(cfg->fork_server.overrides);
 	for (size_t i = 0; i < cfg->n_secrets; i++) {
 		free(cfg->secrets[i].name);
 		free(cfg->secrets[i].from);
@@ -730,11 +733,11 @@ void ag_config_release(struct ag_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-bool ag_config_spare_for(const struct ag_config *cfg, const char *name)
+bool ag_plugin_switch_for(const struct ag_plugin_switch *sw, const char *name)
 {
-	const cJSON *o = cJSON_GetObjectItemCaseSensitive(cfg->spare_overrides, name);
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(sw->overrides, name);
 
-	return o ? cJSON_IsTrue(o) : cfg->spare;
+	return o ? cJSON_IsTrue(o) : sw->on;
 }
 
 const cJSON *ag_config_plugin_settings(const struct ag_config *cfg, const char *name)

@@ -30,6 +30,13 @@ struct ag_secret {
 	int line;
 };
 
+/* A setting that is true or false for all plugins (`spare: false`) or per plugin
+ * (`spare: {default: true, odbc: false}`). */
+struct ag_plugin_switch {
+	bool on;	    /* the default; first, so that a plain boolean sets it */
+	cJSON *overrides; /* name → bool, or NULL */
+};
+
 struct ag_config {
 	char *file; /* where it came from, or NULL for defaults only */
 
@@ -74,9 +81,8 @@ struct ag_config {
 	struct ag_strlist plugins_enabled;
 	cJSON *plugins_config;	  /* name → settings object (never NULL after load) */
 	char *worker_path;
-	bool spare;
-	cJSON *spare_overrides;	  /* name → bool, or NULL */
-	bool fork_server;
+	struct ag_plugin_switch spare;
+	struct ag_plugin_switch fork_server;
 	uint64_t memory_limit;
 	uint64_t output_limit;
 	double worker_grace;
@@ -98,8 +104,8 @@ op_rc ag_config_env(struct ag_config *cfg, struct op_error *err);
 op_rc ag_config_load_secrets(const char *path, struct ag_config *cfg, struct op_error *err);
 void ag_config_release(struct ag_config *cfg);
 
-/* Whether plugin NAME gets a spare worker. */
-bool ag_config_spare_for(const struct ag_config *cfg, const char *name);
+/* SW's value for plugin NAME: its override, else the default. */
+bool ag_plugin_switch_for(const struct ag_plugin_switch *sw, const char *name);
 /* Plugin NAME's settings object, or NULL when the config has none. */
 const cJSON *ag_config_plugin_settings(const struct ag_config *cfg, const char *name);
 /* Whether the plugin whose file stem is STEM is enabled. */

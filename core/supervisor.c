@@ -58,6 +58,7 @@ struct sv_plugin {
 	char *init_json;
 	struct ag_strlist env_allow;
 	bool spare;
+	bool fork_server;
 	double spare_retry_at;
 	/* A spare taken by a task is replaced once that task is done, or after REFILL_DELAY_S:
 	 * spawning its successor at hand-over would compete with the task for the CPU. */
@@ -308,6 +309,7 @@ op_rc sv_new(const struct sv_options *opts, const struct sv_plugin_spec *plugins
 		p->types = calloc(plugins[i].n_types ? plugins[i].n_types : 1, sizeof(char *));
 		p->init_json = sv_init_json(opts, plugins[i].settings);
 		p->spare = plugins[i].spare;
+		p->fork_server = plugins[i].fork_server;
 		if (p->name == NULL || p->path == NULL || p->types == NULL || p->init_json == NULL) {
 			rc = op_fail(err, OP_ENOMEM, "out of memory");
 			goto out;
@@ -850,7 +852,7 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 	w->state = WS_SPAWNING;
 	w->next = sv->workers;
 	sv->workers = w;
-	if (sv->opts.fork_server) {
+	if (p->fork_server) {
 		if (p->fs.state == FS_READY && fs_fork(p, w)) {
 			free(r);
 			return w;

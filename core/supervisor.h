@@ -70,6 +70,7 @@ struct sv_plugin_spec {
 	size_t n_types;
 	const cJSON *settings;	 /* plugins.config.NAME, may be NULL */
 	bool spare;
+	bool fork_server;	 /* fork its task workers from a fork server of its own */
 };
 
 struct sv_options {
@@ -78,7 +79,6 @@ struct sv_options {
 	uint64_t output_limit; /* per task: logs + output */
 	double grace;	       /* SIGTERM/cancel → SIGKILL */
 	double start_timeout;  /* spawn → plugin loaded */
-	bool fork_server;      /* fork task workers from a per-plugin fork server */
 	int log_level;	       /* what workers send */
 	const char *proxy, *no_proxy, *ca_file; /* the agent's network settings, for init */
 	/* Who the agent is, for init too (the change plugin checks approvals with them); each

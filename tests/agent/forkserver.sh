@@ -3,15 +3,16 @@
 # The fork server (workers.fork_server, on by default): a process per plugin loads it once and
 # forks each task's worker. The worker is the fork server's child, in a process group of its
 # own, with a clean environment; a crash is reported with its signal; when the fork server dies
-# mid-task, that task fails with the reason, the agent carries on and starts it again; with
-# workers.fork_server: false every worker is spawned.
+# mid-task, that task fails with the reason, the agent carries on and starts it again; one
+# that stops answering is replaced; with workers.fork_server off for a plugin its workers are
+# spawned.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
 t_srv_start --heartbeat-interval 1s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
 tok=$(t_srv_cli token create --uses 3 2>/dev/null)
 ta_enroll a1 "$tok"
-ta_enroll a2 "$tok" "  fork_server: false"
+ta_enroll a2 "$tok" "  fork_server: {default: true, testkit: false}"
 ta_enroll a3 "$tok" "  start_timeout: 2s"
 
 # fork_server_of AGENT_PID: the agent's child named outpost-forksrv (ps, top).
@@ -114,13 +115,13 @@ for _ in $(seq 50); do t_proc_gone "$fs" && break; sleep 0.1; done
 t_proc_gone "$fs" || t_fail "the stopped fork server is still there"
 kill -TERM "$apid"; ta_wait_exit a3
 
-# --- workers.fork_server: false: no fork server; tasks run in spawned workers.
+# --- workers.fork_server off for the plugin: no fork server; tasks run in spawned workers.
 ta_start a2
 apid=$(ta_pid a2)
 task=$(ta_submit testkit.run '{"action": "echo"}')
 ta_wait_task "$task" succeeded
 sleep 0.5
-[ -z "$(fork_server_of "$apid")" ] || t_fail "a fork server runs with workers.fork_server: false"
+[ -z "$(fork_server_of "$apid")" ] || t_fail "a fork server runs with workers.fork_server.testkit: false"
 task=$(ta_submit testkit.run '{"action": "exit"}')
 ta_wait_task "$task" crashed
 t_expect_contains "$(ta_task "$task" error)" "plugin testkit ended the worker with exit status 3 before finishing the task (it called exit())"

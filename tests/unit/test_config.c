@@ -82,7 +82,8 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.state_dir, "/var/lib/outpost-agent");
 	assert_string_equal(cfg.workspace_dir, "/var/lib/outpost-agent/work");
 	assert_true(cfg.plugins_all);
-	assert_true(cfg.spare);
+	assert_true(cfg.spare.on);
+	assert_true(cfg.fork_server.on);
 	ag_config_release(&cfg);
 }
 
@@ -101,6 +102,7 @@ static void test_values(void **state)
 		     "plugins:\n  enabled: [http, ssh]\n  config:\n    ssh:\n      known_hosts: /k\n"
 		     "      env_allow: [SSH_AUTH_SOCK]\n"
 		     "workers:\n  spare: {default: true, odbc: false}\n  memory_limit: 512MiB\n"
+		     "  fork_server: {default: false, http: true}\n"
 		     "secrets:\n  db: file:/etc/db\n  api:\n    from: env:API\n"
 		     "    allow: {types: [http.*], hosts: ['*.example.com']}\n");
 	assert_int_equal(ag_config_load(path, &cfg, &err), OP_OK);
@@ -115,8 +117,10 @@ static void test_values(void **state)
 	assert_false(ag_config_plugin_enabled(&cfg, "odbc"));
 	assert_non_null(ag_config_plugin_settings(&cfg, "ssh"));
 	assert_null(ag_config_plugin_settings(&cfg, "http"));
-	assert_true(ag_config_spare_for(&cfg, "http"));
-	assert_false(ag_config_spare_for(&cfg, "odbc"));
+	assert_true(ag_plugin_switch_for(&cfg.spare, "http"));
+	assert_false(ag_plugin_switch_for(&cfg.spare, "odbc"));
+	assert_true(ag_plugin_switch_for(&cfg.fork_server, "http"));
+	assert_false(ag_plugin_switch_for(&cfg.fork_server, "ssh"));
 	assert_true(cfg.memory_limit == 512 * 1048576ULL);
 	assert_int_equal((int)cfg.n_secrets, 2);
 	assert_true(cfg.secrets[1].fenced);
