@@ -1793,45 +1793,36 @@ int sv_max_pollfds(const struct sv *sv)
 	return n + 1 + 2 * (int)sv->n_plugins; /* the spawner's pipe, the fork servers */
 }
 
+/* Adds FD (when open) to FDS[N] with EVENTS; returns the new count. */
+static int add_fd(struct pollfd *fds, int n, int fd, short events)
+{
+	if (fd < 0)
+		return n;
+	fds[n].fd = fd;
+	fds[n].events = events;
+	fds[n].revents = 0;
+	return n + 1;
+}
+
+/* A worker's or fork server's channel and output pipe: POLLOUT too while OUT holds frames. */
+static int add_channel(struct pollfd *fds, int n, const struct wk_proc *p,
+		       const struct op_buf *out)
+{
+	n = add_fd(fds, n, p->sock, (short)(POLLIN | (out->len ? POLLOUT : 0)));
+	return add_fd(fds, n, p->out, POLLIN);
+}
+
 int sv_pollfds(struct sv *sv, struct pollfd *fds, int max)
 {
 	int n = 0;
 
-	if (max > 0 && sv->done_pipe[0] >= 0) {
-		fds[n].fd = sv->done_pipe[0];
-		fds[n].events = POLLIN;
-		fds[n++].revents = 0;
-	}
-	for (size_t i = 0; i < sv->n_plugins && n + 2 <= max; i++) {
-		struct sv_forksrv *fs = &sv->plugins[i].fs;
-
-		if (fs->proc.sock >= 0) {
-			fds[n].fd = fs->proc.sock;
-			fds[n].events = POLLIN | (fs->out.len ? POLLOUT : 0);
-			fds[n++].revents = 0;
-		}
-		if (fs->proc.out >= 0) {
-			fds[n].fd = fs->proc.out;
-			fds[n].events = POLLIN;
-			fds[n++].revents = 0;
-		}
-	}
+	if (max > 0)
+		n = add_fd(fds, n, sv->done_pipe[0], POLLIN);
+	for (size_t i = 0; i < sv->n_plugins && n + 2 <= max; i++)
+		n = add_channel(fds, n, &sv->plugins[i].fs.proc, &sv->plugins[i].fs.out);
 	for (struct sv_worker *w = sv->workers; w && n + 3 <= max; w = w->next) {
-		if (w->proc.sock >= 0) {
-			fds[n].fd = w->proc.sock;
-			fds[n].events = POLLIN | (w->out.len ? POLLOUT : 0);
-			fds[n++].revents = 0;
-		}
-		if (w->proc.out >= 0) {
-			fds[n].fd = w->proc.out;
-			fds[n].events = POLLIN;
-			fds[n++].revents = 0;
-		}
-		if (w->proc.pidfd >= 0) {
-			fds[n].fd = w->proc.pidfd;
-			fds[n].events = POLLIN;
-			fds[n++].revents = 0;
-		}
+		n = add_channel(fds, n, &w->proc, &w->out);
+		n = add_fd(fds, n, w->proc.pidfd, POLLIN);
 	}
 	return n;
 }
