@@ -24,7 +24,7 @@ static struct {
 	uint64_t size;
 	int keep;
 	struct op_redactor redactor;
-} L = {PTHREAD_MUTEX_INITIALIZER, OP_LOG_INFO, -1, -1, NULL, 0, 0, 0, {NULL, NULL, 0}};
+} L = {PTHREAD_MUTEX_INITIALIZER, OP_LOG_INFO, -1, -1, NULL, 0, 0, 0, {NULL, NULL, 0, {0}}};
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 

@@ -2,11 +2,17 @@
 /* Redaction: a plain scan for each secret value plus a scan for token prefixes. */
 #include "redact.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+
+/* ASCII only, whatever the locale: tokens and secrets are matched byte for byte. */
+static int is_word_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '_';
+}
 
 /* Outpost tokens look like oe_XXXX (enrollment) and oa_XXXX (admin): see server/tokens. */
 static size_t token_at(const char *s, size_t left)
@@ -15,18 +21,15 @@ static size_t token_at(const char *s, size_t left)
 
 	if (left < 3 || s[0] != 'o' || (s[1] != 'e' && s[1] != 'a') || s[2] != '_')
 		return 0;
-	for (n = 3; n < left; n++) {
-		unsigned char c = (unsigned char)s[n];
-
-		if (!isalnum(c) && c != '-' && c != '_')
-			break;
-	}
+	for (n = 3; n < left && (is_word_char(s[n]) || s[n] == '-'); n++)
+		;
 	return n >= 3 + 16 ? n : 0;
 }
 
-static int is_word_char(char c)
+/* Bytes that JSON escapes: a value starting with one starts with a backslash when escaped. */
+static int json_escaped(unsigned char c)
 {
-	return isalnum((unsigned char)c) || c == '_';
+	return c == '"' || c == '\\' || c < 0x20;
 }
 
 int op_redactor_add(struct op_redactor *r, const char *value, size_t len)
@@ -56,6 +59,9 @@ int op_redactor_add(struct op_redactor *r, const char *value, size_t len)
 	r->values[r->n] = copy;
 	r->lens[r->n] = len;
 	r->n++;
+	r->starts[(unsigned char)value[0]] = 1;
+	if (json_escaped((unsigned char)value[0]))
+		r->starts['\\'] = 1;
 	return 0;
 }
 
@@ -70,6 +76,7 @@ void op_redactor_release(struct op_redactor *r)
 	r->values = NULL;
 	r->lens = NULL;
 	r->n = 0;
+	memset(r->starts, 0, sizeof(r->starts));
 }
 
 /* The length of the secret starting at S, or 0. Checks raw and JSON-escaped forms. */
@@ -87,7 +94,7 @@ static size_t secret_at(const struct op_redactor *r, const char *s, size_t left)
 		while (j < r->lens[i] && k < left) {
 			unsigned char c = (unsigned char)v[j];
 
-			if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c < 0x20) {
+			if (json_escaped(c)) {
 				if (s[k] != '\\')
 					break;
 				k++;
@@ -119,6 +126,25 @@ static size_t secret_at(const struct op_redactor *r, const char *s, size_t left)
 	return 0;
 }
 
+/* The first I from FROM on (or STOP) where a secret or a token may start: most text has
+ * none, and this loop is all it costs. */
+static size_t next_candidate(const struct op_redactor *r, const char *in, size_t from,
+			     size_t stop)
+{
+	size_t i = from;
+
+	if (i >= stop)
+		return i;
+	if (r == NULL || r->n == 0) {
+		const char *o = memchr(in + i, 'o', stop - i);
+
+		return o ? (size_t)(o - in) : stop;
+	}
+	while (i < stop && in[i] != 'o' && !r->starts[(unsigned char)in[i]])
+		i++;
+	return i;
+}
+
 /* Redacts IN[0..len) into OUT, but only matches that start before STOP; returns how many
  * input bytes were consumed (at least STOP, more when a match runs past it). */
 static size_t redact_part(const struct op_redactor *r, const char *in, size_t len, size_t stop,
@@ -126,7 +152,7 @@ static size_t redact_part(const struct op_redactor *r, const char *in, size_t le
 {
 	size_t i = 0, start = 0;
 
-	while (i < stop) {
+	while ((i = next_candidate(r, in, i, stop)) < stop) {
 		size_t n = secret_at(r, in + i, len - i);
 
 		if (n == 0 && (i == 0 || !is_word_char(in[i - 1])))
@@ -180,7 +206,7 @@ int op_redact_stream(const struct op_redactor *r, struct op_buf *pending, int fi
 
 int op_redact_needed(const struct op_redactor *r, const char *text, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; (i = next_candidate(r, text, i, len)) < len; i++) {
 		if (secret_at(r, text + i, len - i))
 			return 1;
 		if ((i == 0 || !is_word_char(text[i - 1])) && token_at(text + i, len - i))

@@ -15,6 +15,7 @@ struct op_redactor {
 	char **values;
 	size_t *lens;
 	size_t n;
+	unsigned char starts[256]; /* 1 for each byte a value or its escaped form starts with */
 };
 
 int op_redactor_add(struct op_redactor *r, const char *value, size_t len);
