@@ -17,42 +17,97 @@ struct marks {
 	size_t n;
 };
 
-/* True for a number cJSON would print with "%1.15g" and a loose round-trip check: not an
- * integer it prints exactly as one, not NaN or infinity (printed as null). */
-static bool is_fraction(const cJSON *n)
+/* A number cJSON would print: not NaN or infinity (those it prints as null). */
+static bool is_printed_number(const cJSON *n)
 {
-	double d = n->valuedouble;
-
-	return cJSON_IsNumber(n) && !isnan(d) && !isinf(d) && d != (double)n->valueint;
+	return cJSON_IsNumber(n) && !isnan(n->valuedouble) && !isinf(n->valuedouble);
 }
 
 static size_t count(const cJSON *n)
 {
 	size_t k = 0;
 
-	if (is_fraction(n))
+	if (is_printed_number(n))
 		return 1;
 	for (const cJSON *c = n->child; c != NULL; c = c->next)
 		k += count(c);
 	return k;
 }
 
-/* Writes each such number under N as raw text of its own: "%1.15g" when that reads back as
- * the same double, otherwise "%1.17g", which always does. cJSON then copies the text instead
- * of printing the number itself. */
+/* Below 2^53 every integer is a double, and every double below it that is an integer too. */
+#define EXACT_INT 9007199254740992.0
+
+/* Writes K (|K| < 2^53) with DECIMALS digits after a decimal point, trailing zeros dropped:
+ * 1500 with 3 is "1.5", 42 with 0 is "42". */
+static void write_scaled(long long k, int decimals, char *text)
+{
+	char digits[24];
+	int n = 0, point;
+	unsigned long long u = k < 0 ? (unsigned long long)-k : (unsigned long long)k;
+
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	while (n <= decimals) /* at least one digit before the point */
+		digits[n++] = '0';
+	if (k < 0)
+		*text++ = '-';
+	point = decimals;
+	while (point > 0 && digits[decimals - point] == '0')
+		point--; /* trailing zeros of the fraction */
+	for (int i = n - 1; i >= decimals; i--)
+		*text++ = digits[i];
+	if (point > 0) {
+		*text++ = '.';
+		for (int i = decimals - 1; i >= decimals - point; i--)
+			*text++ = digits[i];
+	}
+	*text = '\0';
+}
+
+/*
+ * The text of D that reads back as D. Integers and decimals of up to 9 places (the seconds,
+ * milliseconds and microseconds results are full of) are written from integers: D = K / 10^s
+ * exactly as IEEE divides, so the decimal K·10^-s, which strtod rounds correctly, is D again.
+ * Anything else gets "%1.15g" when that reads back as D, else "%1.17g", which always does.
+ */
+static void number_text(double d, char *text)
+{
+	static const double scale[] = {1.0, 1e3, 1e6, 1e9};
+
+	if (fabs(d) < EXACT_INT) {
+		for (int i = 0; i < 4; i++) {
+			double x = d * scale[i];
+			long long k;
+
+			if (fabs(x) >= EXACT_INT)
+				break;
+			k = llround(x);
+			if ((double)k / scale[i] == d) {
+				write_scaled(k, 3 * i, text);
+				return;
+			}
+		}
+	}
+	snprintf(text, NUM_TEXT, "%1.15g", d);
+	if (strtod(text, NULL) != d)
+		snprintf(text, NUM_TEXT, "%1.17g", d);
+}
+
+/* Writes each number under N as raw text of its own (number_text), which cJSON then copies
+ * instead of printing the number itself. */
 static void mark(cJSON *n, struct marks *m)
 {
 	char *text;
 
-	if (!is_fraction(n)) {
+	if (!is_printed_number(n)) {
 		for (cJSON *c = n->child; c != NULL; c = c->next)
 			mark(c, m);
 		return;
 	}
 	text = m->texts + m->n * NUM_TEXT;
-	snprintf(text, NUM_TEXT, "%1.15g", n->valuedouble);
-	if (strtod(text, NULL) != n->valuedouble)
-		snprintf(text, NUM_TEXT, "%1.17g", n->valuedouble);
+	number_text(n->valuedouble, text);
 	n->valuestring = text;
 	n->type = (n->type & ~0xFF) | cJSON_Raw;
 	m->nodes[m->n++] = n;

@@ -11,8 +11,9 @@
  * cJSON prints a number with "%1.15g" whenever its loose comparison calls the round trip
  * equal, which drops a 16th or 17th digit (0.30000000000000004 comes out as 0.3,
  * 9007199254740991 as 9.00719925474099e+15). op_json_print prints VALUE as cJSON_Print
- * (PRETTY) or cJSON_PrintUnformatted would, except that a number that is not a whole int is
- * written with "%1.15g" only when that reads back as the same double, and with "%1.17g"
+ * (PRETTY) or cJSON_PrintUnformatted would, except for numbers: an integer below 2^53, or a
+ * decimal of up to 9 places, is written as such (0.000053, not 5.3e-05), from integers;
+ * any other number with "%1.15g" when that reads back as the same double, and with "%1.17g"
  * otherwise: every number reads back exactly. Free the text with cJSON_free(); NULL when out
  * of memory. The nodes of VALUE are marked while it prints and restored before it returns:
  * not for a tree another thread reads at the same time.

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +188,20 @@ static void test_redact(void **state)
 	redacts(&r, "admin oa_0123456789abcdef0123", "admin [REDACTED]");
 	redacts(&r, "shoe_abcdefghijklmnopqrstu", "shoe_abcdefghijklmnopqrstu");
 	redacts(NULL, "nothing here", "nothing here");
+	redacts(NULL, "oe_abcdefghijklmnopqrstuvwxyz", "[REDACTED]");
+	redacts(NULL, "x oa_0123456789abcde", "x oa_0123456789abcde"); /* too short a token */
+	assert_true(op_redact_needed(&r, "xx hunter2", 10));
+	assert_false(op_redact_needed(&r, "xx hunter", 9));
+	assert_true(op_redact_needed(NULL, "(oe_abcdefghijklmnopqrstuvwxyz)", 31));
+	op_redactor_release(&r);
+	/* A value that starts with a byte JSON escapes: its escaped form starts with '\'. */
+	assert_int_equal(op_redactor_add(&r, "\"quoted\"", 8), 0);
+	redacts(&r, "raw \"quoted\" end", "raw [REDACTED] end");
+	redacts(&r, "{\"p\":\"\\\"quoted\\\"\"}", "{\"p\":\"[REDACTED]\"}");
+	redacts(&r, "ends with a backslash \\", "ends with a backslash \\");
+	op_redactor_release(&r);
+	assert_int_equal(op_redactor_add(&r, "hunter2", 7), 0); /* usable again after release */
+	redacts(&r, "\"quoted\" hunter2", "\"quoted\" [REDACTED]");
 	op_redactor_release(&r);
 }
 
@@ -275,13 +291,72 @@ static void test_json_print(void **state)
 	cJSON_Delete(v);
 }
 
+static void prints_number(double d, const char *want)
+{
+	cJSON *n = cJSON_CreateNumber(d);
+	char *text = op_json_print(n, false);
+
+	assert_non_null(text);
+	assert_string_equal(text, want);
+	cJSON_free(text);
+	cJSON_Delete(n);
+}
+
+/* Integers and decimals of up to 9 places are written from integers, the rest with %g; all
+ * read back as the same double, bit for bit. */
+static void test_json_numbers(void **state)
+{
+	uint64_t x = 0x9e3779b97f4a7c15u;
+
+	(void)state;
+	prints_number(53e-6, "0.000053");
+	prints_number(0.001161, "0.001161");
+	prints_number(-0.25, "-0.25");
+	prints_number(123456.789012, "123456.789012");
+	prints_number(1.000000001, "1.000000001");
+	prints_number(-0.0, "0");
+	prints_number(1e15, "1000000000000000");
+	prints_number(-9007199254740991.0, "-9007199254740991");
+	prints_number(9007199254740992.0, "9007199254740992"); /* 2^53: %1.17g */
+	prints_number(1e-10, "1e-10");
+	prints_number(0.1 + 0.2, "0.30000000000000004");
+	for (int i = 0; i < 200000; i++) {
+		cJSON *n;
+		char *text;
+		double d;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+		if (i % 3 == 0) { /* a decimal: K / 10^s */
+			static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+			d = (double)(int64_t)(x >> 11) / p10[i % 10];
+			if (i & 1)
+				d = -d;
+		} else if (i % 3 == 1) { /* small: microsecond-ish timings */
+			d = (double)(x % 100000000) / 1e6;
+		} else { /* any finite double */
+			memcpy(&d, &x, sizeof(d));
+			if (isnan(d) || isinf(d))
+				continue;
+		}
+		n = cJSON_CreateNumber(d);
+		text = op_json_print(n, false);
+		assert_non_null(text);
+		if (strtod(text, NULL) != d)
+			fail_msg("%.17g printed as %s", d, text);
+		cJSON_free(text);
+		cJSON_Delete(n);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_durations),    cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_schema),	     cmocka_unit_test(test_schema_check),
 		cmocka_unit_test(test_schema_defaults), cmocka_unit_test(test_redact),
-		cmocka_unit_test(test_redact_stream), cmocka_unit_test(test_canonical),
+		cmocka_unit_test(test_redact_stream), cmocka_unit_test(test_json_numbers),
+		cmocka_unit_test(test_canonical),
 		cmocka_unit_test(test_json_print),
 		cmocka_unit_test(test_buf),
 	};
