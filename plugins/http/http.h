@@ -35,7 +35,7 @@ struct http_settings {
 	int max_concurrency;
 	uint64_t max_result;
 	atomic_int cancelled;
-	bool curl_ready; /* curl_global_init done (on first execute, so a scan stays cheap) */
+	bool curl_ready; /* curl_global_init done (in init): shutdown cleans up */
 	/* What validate() parsed, kept for execute() when it gets the same params. */
 	struct http_parsed *validated;
 };

@@ -270,6 +270,13 @@ static int http_init(outpost_ctx *ctx, const char *config, size_t len, void **st
 			goto out;
 		}
 	}
+	/* libcurl (and OpenSSL, which reads its configuration here) initialise in init(): a
+	 * spare worker has done it before its task arrives. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "libcurl failed to initialise");
+		goto out;
+	}
+	st->curl_ready = true;
 	*state = st;
 	st = NULL;
 	rc = OUTPOST_OK;
@@ -558,15 +565,6 @@ static int http_execute(outpost_ctx *ctx, void *state, const char *type, const c
 	parsed_free(pp);
 	if (rc != OUTPOST_OK)
 		goto out;
-	/* libcurl (and OpenSSL) initialise here rather than in init(): a plugin scan, which
-	 * only calls init() and shutdown(), then costs no TLS library set-up. */
-	if (!st->curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "libcurl failed to initialise");
-			goto out;
-		}
-		st->curl_ready = true;
-	}
 	results = calloc((size_t)n, sizeof(*results));
 	if (results == NULL) {
 		rc = outpost_fail(ctx, OUTPOST_ERR_INTERNAL, "out of memory");
