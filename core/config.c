@@ -43,11 +43,13 @@ struct ck_field {
 	size_t offset;
 	const char *env; /* OUTPOST_* override, scalars only */
 	const struct ck_field *sub;
-	long min, max; /* CK_INT bounds */
+	long min, max; /* CK_INT bounds; for a CK_SIZE, a max that is not 0 */
 };
 
 #define F(k, t, member, env) {k, t, offsetof(struct ag_config, member), env, NULL, 0, 0}
 #define FI(k, member, env, lo, hi) {k, CK_INT, offsetof(struct ag_config, member), env, NULL, lo, hi}
+#define FS(k, member, env, hi)                                                           \
+	{k, CK_SIZE, offsetof(struct ag_config, member), env, NULL, 0, hi}
 #define SEC(k, table) {k, CK_SECTION, 0, NULL, table, 0, 0}
 #define END {NULL, 0, 0, NULL, NULL, 0, 0}
 
@@ -77,6 +79,7 @@ static const struct ck_field workers_fields[] = {
 	F("path", CK_STR, worker_path, "OUTPOST_WORKERS_PATH"),
 	F("spare", CK_SWITCH, spare, "OUTPOST_WORKERS_SPARE"),
 	F("fork_server", CK_SWITCH, fork_server, "OUTPOST_WORKERS_FORK_SERVER"),
+	FS("spare_heap", spare_heap, "OUTPOST_WORKERS_SPARE_HEAP", 1024L * 1048576),
 	F("memory_limit", CK_SIZE, memory_limit, "OUTPOST_WORKERS_MEMORY_LIMIT"),
 	F("output_limit", CK_SIZE, output_limit, "OUTPOST_WORKERS_OUTPUT_LIMIT"),
 	F("grace", CK_DURATION, worker_grace, "OUTPOST_WORKERS_GRACE"),
@@ -299,6 +302,9 @@ static op_rc set_scalar(struct ag_config *cfg, const struct ck_field *f, const c
 			return op_fail(err, OP_EINVAL,
 				       "%s: expected a size such as 512MiB or 1GB, got \"%s\"", where,
 				       v);
+		if (f->max > 0 && sz > (uint64_t)f->max)
+			return op_fail(err, OP_EINVAL, "%s: expected a size of at most %.0fMiB, got \"%s\"",
+				       where, (double)f->max / 1048576, v);
 		*(uint64_t *)slot = sz;
 		return OP_OK;
 	case CK_LEVEL:
@@ -574,6 +580,7 @@ op_rc ag_config_defaults(struct ag_config *cfg, struct op_error *err)
 	cfg->plugins_all = true;
 	cfg->spare.on = true;
 	cfg->fork_server.on = true;
+	cfg->spare_heap = 8 * 1024 * 1024;
 	cfg->memory_limit = 0;
 	cfg->output_limit = 10 * 1024 * 1024;
 	cfg->worker_grace = 10;

@@ -83,6 +83,7 @@ struct ag_config {
 	char *worker_path;
 	struct ag_plugin_switch spare;
 	struct ag_plugin_switch fork_server;
+	uint64_t spare_heap; /* heap a spare worker maps and touches while it waits, 0 = none */
 	uint64_t memory_limit;
 	uint64_t output_limit;
 	double worker_grace;

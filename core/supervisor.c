@@ -815,8 +815,10 @@ static void fs_drain_output(struct sv_forksrv *fs)
 }
 
 /* Creates a worker for P with FR_INIT queued and asks the spawner thread for its process.
- * Frames queued meanwhile (the task, a cancel) go out once it exists. */
-static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct op_error *err)
+ * Frames queued meanwhile (the task, a cancel) go out once it exists. A SPARE prepares the
+ * heap its task will use while it waits (workers.spare_heap). */
+static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, bool spare,
+				      struct op_error *err)
 {
 	struct sv_worker *w = calloc(1, sizeof(*w));
 	struct spawn_req *r = calloc(1, sizeof(*r));
@@ -844,6 +846,8 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, struct
 	if (sv->opts.memory_limit > 0)
 		cJSON_AddNumberToObject(init, "memory_limit", (double)sv->opts.memory_limit);
 #endif
+	if (spare && sv->opts.spare_heap > 0)
+		cJSON_AddNumberToObject(init, "heap", (double)sv->opts.spare_heap);
 	text = op_json_print(init, false);
 	if (text == NULL || queue_frame(w, FR_INIT, text, strlen(text)) < 0)
 		goto fail;
@@ -968,7 +972,7 @@ static void refill_spares(struct sv *sv)
 				have = true;
 		if (have)
 			continue;
-		if (spawn_worker(sv, p, &err) == NULL) {
+		if (spawn_worker(sv, p, true, &err) == NULL) {
 			op_log_warn("supervisor", "cannot start a spare worker for %s: %s", p->name,
 				    err.msg);
 			p->spare_retry_at = now + SPARE_RETRY_S;
@@ -1709,7 +1713,7 @@ op_rc sv_start(struct sv *sv, const struct sv_task *task, const struct sv_events
 		    (w == NULL || c->state == WS_READY))
 			w = c;
 	if (w == NULL) {
-		w = spawn_worker(sv, p, err);
+		w = spawn_worker(sv, p, false, err);
 		if (w == NULL) {
 			rc = err ? err->rc : OP_EIO;
 			goto out;

@@ -76,6 +76,7 @@ struct sv_plugin_spec {
 struct sv_options {
 	const char *worker_path;
 	uint64_t memory_limit; /* RLIMIT_AS for workers, 0 = none */
+	uint64_t spare_heap;   /* heap a spare prepares for its task (workers.spare_heap) */
 	uint64_t output_limit; /* per task: logs + output */
 	double grace;	       /* SIGTERM/cancel → SIGKILL */
 	double start_timeout;  /* spawn → plugin loaded */

@@ -5,14 +5,16 @@
 # own, with a clean environment; a crash is reported with its signal; when the fork server dies
 # mid-task, that task fails with the reason, the agent carries on and starts it again; one
 # that stops answering is replaced; with workers.fork_server off for a plugin its workers are
-# spawned.
+# spawned. A spare prepares its task's heap while it waits (workers.spare_heap, 8MiB by
+# default); with spare_heap: 0 it does not.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
 t_srv_start --heartbeat-interval 1s
 . "$OUTPOST_SOURCE_DIR/tests/agent/agentlib.sh"
 tok=$(t_srv_cli token create --uses 3 2>/dev/null)
 ta_enroll a1 "$tok"
-ta_enroll a2 "$tok" "  fork_server: {default: true, testkit: false}"
+ta_enroll a2 "$tok" "  fork_server: {default: true, testkit: false}
+  spare_heap: 0"
 ta_enroll a3 "$tok" "  start_timeout: 2s"
 
 # fork_server_of AGENT_PID: the agent's child named outpost-forksrv (ps, top).
@@ -50,6 +52,22 @@ apid=$(ta_pid a1)
 fs=$(forked_spare "$apid")
 t_expect_contains "$(tr '\0' ' ' <"/proc/$fs/cmdline")" "outpost-worker --fd 3 testkit"
 t_expect_eq outpost-worker "$(ps -o comm= -p "$(pgrep -P "$fs")")" "the forked spare's name"
+# rss_anon PID: its private memory in KiB, once it stops growing (a spare prepares its heap).
+rss_anon() {
+  local prev=-1 now
+  for _ in $(seq 20); do
+    now=$(awk '/^RssAnon:/ {print $2}' "/proc/$1/status")
+    [ "$now" = "$prev" ] && break
+    prev=$now
+    sleep 0.1
+  done
+  echo "$now"
+}
+# (ASan's allocator is not glibc's: mallopt does nothing there, and the worker skips this.)
+if [ "$OUTPOST_SANITIZE" != 1 ]; then
+  kb=$(rss_anon "$(pgrep -P "$fs")")
+  [ "$kb" -ge 8192 ] || t_fail "the spare's private memory is ${kb} KiB: its 8MiB heap (workers.spare_heap) is not there"
+fi
 
 # --- a task runs in a worker the fork server forked: its child, leading its own group.
 task=$(ta_submit testkit.run '{"action": "sleep", "for": "3s"}')
@@ -122,6 +140,10 @@ task=$(ta_submit testkit.run '{"action": "echo"}')
 ta_wait_task "$task" succeeded
 sleep 0.5
 [ -z "$(fork_server_of "$apid")" ] || t_fail "a fork server runs with workers.fork_server.testkit: false"
+if [ "$OUTPOST_SANITIZE" != 1 ]; then
+  kb=$(rss_anon "$(pgrep -P "$apid" -x outpost-worker)")
+  [ "$kb" -lt 4096 ] || t_fail "with workers.spare_heap: 0 the spare's private memory is ${kb} KiB"
+fi
 task=$(ta_submit testkit.run '{"action": "exit"}')
 ta_wait_task "$task" crashed
 t_expect_contains "$(ta_task "$task" error)" "plugin testkit ended the worker with exit status 3 before finishing the task (it called exit())"

@@ -84,6 +84,7 @@ static void test_defaults(void **state)
 	assert_true(cfg.plugins_all);
 	assert_true(cfg.spare.on);
 	assert_true(cfg.fork_server.on);
+	assert_true(cfg.spare_heap == 8 * 1048576ULL);
 	ag_config_release(&cfg);
 }
 
@@ -102,6 +103,7 @@ static void test_values(void **state)
 		     "plugins:\n  enabled: [http, ssh]\n  config:\n    ssh:\n      known_hosts: /k\n"
 		     "      env_allow: [SSH_AUTH_SOCK]\n"
 		     "workers:\n  spare: {default: true, odbc: false}\n  memory_limit: 512MiB\n"
+		     "  spare_heap: 0\n"
 		     "  fork_server: {default: false, http: true}\n"
 		     "secrets:\n  db: file:/etc/db\n  api:\n    from: env:API\n"
 		     "    allow: {types: [http.*], hosts: ['*.example.com']}\n");
@@ -122,6 +124,7 @@ static void test_values(void **state)
 	assert_true(ag_plugin_switch_for(&cfg.fork_server, "http"));
 	assert_false(ag_plugin_switch_for(&cfg.fork_server, "ssh"));
 	assert_true(cfg.memory_limit == 512 * 1048576ULL);
+	assert_true(cfg.spare_heap == 0);
 	assert_int_equal((int)cfg.n_secrets, 2);
 	assert_true(cfg.secrets[1].fenced);
 	ag_config_release(&cfg);
@@ -146,6 +149,8 @@ static void test_errors(void **state)
 	load_expect("log: info\n", "1: log: expected a mapping, got a scalar");
 	load_expect("insecure_skip_verify: maybe\n",
 		    "1: insecure_skip_verify: expected true or false, got \"maybe\"");
+	load_expect("workers:\n  spare_heap: 2GiB\n",
+		    "2: workers.spare_heap: expected a size of at most 1024MiB, got \"2GiB\"");
 	load_expect("workers:\n  memory_limit: big\n",
 		    "2: workers.memory_limit: expected a size such as 512MiB or 1GB, got \"big\"");
 	load_expect("secrets:\n  db: hunter2\n",
