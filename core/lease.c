@@ -268,11 +268,36 @@ static void log_done(void *ud, const struct rpc_result *r)
 	task_maybe_free(t);
 }
 
+/* The next chunk of the task's log, {"offset", "data"}: up to LOG_CHUNK bytes cut at a
+ * UTF-8 boundary, or, when FINAL, all of it (a sequence cut short at the end is replaced by
+ * the sanitiser). *N is how many bytes of t->log it holds. NULL when there is nothing to
+ * send or no memory. */
+static cJSON *log_chunk(const struct ag_task *t, bool final, size_t *n)
+{
+	struct op_buf data = OP_BUF_INIT;
+	cJSON *body;
+
+	*n = t->log.len < LOG_CHUNK || final ? t->log.len : LOG_CHUNK;
+	if (!final)
+		*n = op_utf8_boundary(t->log.data, *n);
+	if (*n == 0 && t->log.len >= 4)
+		*n = 1; /* an invalid byte: let the sanitiser replace it */
+	if (*n == 0 || op_utf8_append(&data, t->log.data, *n) < 0)
+		return NULL;
+	body = cJSON_CreateObject();
+	if (body != NULL && (cJSON_AddNumberToObject(body, "offset", (double)t->log_offset) == NULL ||
+			     cJSON_AddStringToObject(body, "data", data.data) == NULL)) {
+		cJSON_Delete(body);
+		body = NULL;
+	}
+	op_buf_release(&data);
+	return body;
+}
+
 /* Sends the next log chunk when one is due and none is in flight. */
 static void log_flush(struct ag_task *t, bool force)
 {
 	struct agent *ag = t->ag;
-	struct op_buf data = OP_BUF_INIT;
 	cJSON *body;
 	char path[160];
 	size_t n;
@@ -282,28 +307,15 @@ static void log_flush(struct ag_task *t, bool force)
 	if (!force && t->log.len < LOG_CHUNK / 4 && ag_now() - t->log_last < LOG_FLUSH_S)
 		return;
 	t->log_last = ag_now();
-	n = t->log.len < LOG_CHUNK ? t->log.len : LOG_CHUNK;
-	n = op_utf8_boundary(t->log.data, n);
-	if (n == 0 && t->log.len >= 4)
-		n = 1; /* an invalid byte: let the sanitiser replace it */
-	if (n == 0)
+	body = log_chunk(t, false, &n);
+	if (body == NULL)
 		return;
-	if (op_utf8_append(&data, t->log.data, n) < 0)
-		return;
-	body = cJSON_CreateObject();
-	if (body == NULL) {
-		op_buf_release(&data);
-		return;
-	}
-	cJSON_AddNumberToObject(body, "offset", (double)t->log_offset);
-	cJSON_AddStringToObject(body, "data", data.data);
 	snprintf(path, sizeof(path), "/agent/leases/%s/logs", t->lease_id);
 	t->log_call = rpc_start(ag->rpc, "POST", path, body, 0, log_done, t);
 	/* The server counts bytes of what it received: the sanitised text may be longer. */
 	if (t->log_call)
 		t->log_inflight = n;
 	cJSON_Delete(body);
-	op_buf_release(&data);
 }
 
 /* ---- renewals ---------------------------------------------------------------------------- */
@@ -482,9 +494,11 @@ static cJSON *release_message(const struct ag_task *t, const char *reason)
 
 /* RESULT_TEXT is the result as the plugin gave it (validated and redacted by the supervisor):
  * it goes in as raw text, so a result of megabytes is not copied node by node and printed
- * twice more (outbox, request). */
+ * twice more (outbox, request). LOG, when not NULL, is the end of the task's log, which the
+ * completion carries (taken over). */
 static cJSON *complete_message(const struct ag_task *t, const char *status, const char *error,
-			       const char *result_text, const cJSON *artifacts, double duration)
+			       const char *result_text, const cJSON *artifacts, double duration,
+			       cJSON *log)
 {
 	cJSON *m = cJSON_CreateObject(), *body, *res;
 	char path[160];
@@ -503,6 +517,8 @@ static cJSON *complete_message(const struct ag_task *t, const char *status, cons
 	if (artifacts)
 		cJSON_AddItemToObject(body, "artifacts", cJSON_Duplicate(artifacts, true));
 	cJSON_AddNumberToObject(body, "duration", floor(duration * 1000) / 1000);
+	if (log)
+		cJSON_AddItemToObject(body, "log", log);
 	return m;
 }
 
@@ -511,7 +527,8 @@ static void on_done(void *ud, const struct sv_outcome *o)
 	struct ag_task *t = ud;
 	struct agent *ag = t->ag;
 	const char *status = sv_status_name(o->status);
-	cJSON *msg;
+	cJSON *msg, *tail = NULL;
+	size_t n;
 
 	t->job = NULL;
 	metrics_observe_task(ag, t->type, status, o->duration);
@@ -542,9 +559,17 @@ static void on_done(void *ud, const struct sv_outcome *o)
 	}
 	op_log_info("lease", "task %s (%s) %s in %.3fs%s%s", t->task_id, t->type, status,
 		    o->duration, o->error ? ": " : "", o->error ? o->error : "");
-	msg = complete_message(t, status, o->error, o->result_text, o->artifacts, o->duration);
+	/* The end of the log rides with the completion when it fits in one chunk and nothing
+	 * is in flight before it: one round trip (and one commit) fewer for every task. */
+	if (t->log_call == NULL && t->log.len > 0 && t->log.len <= LOG_CHUNK &&
+	    (tail = log_chunk(t, true, &n)) != NULL)
+		op_buf_consume(&t->log, n);
+	msg = complete_message(t, status, o->error, o->result_text, o->artifacts, o->duration,
+			       tail);
 	if (msg)
 		queue_message(t, msg);
+	else
+		cJSON_Delete(tail);
 	t->state = T_FINISHING;
 	t->finishing_since = ag_now();
 	log_flush(t, true);
@@ -636,7 +661,7 @@ static void refuse(struct ag_task *t, bool release, const char *why)
 	if (release)
 		msg = release_message(t, why);
 	else
-		msg = complete_message(t, "failed", why, NULL, NULL, 0);
+		msg = complete_message(t, "failed", why, NULL, NULL, 0, NULL);
 	t->state = T_COMPLETING;
 	if (msg)
 		queue_message(t, msg);

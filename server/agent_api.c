@@ -69,16 +69,18 @@ static const char LEASES_SCHEMA[] =
 static const char RENEW_SCHEMA[] =
 	"{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"progress\":{}}}";
 
-static const char LOGS_SCHEMA[] =
-	"{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"offset\",\"data\"],"
-	"\"properties\":{\"offset\":{\"type\":\"integer\",\"minimum\":0},\"data\":{\"type\":\"string\"}}}";
+#define LOG_CHUNK_SCHEMA                                                                           \
+	"{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"offset\",\"data\"],"       \
+	"\"properties\":{\"offset\":{\"type\":\"integer\",\"minimum\":0},\"data\":{\"type\":\"string\"}}}"
+static const char LOGS_SCHEMA[] = LOG_CHUNK_SCHEMA;
 
 static const char COMPLETE_SCHEMA[] =
 	"{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"status\"],"
 	"\"properties\":{\"status\":{\"enum\":[\"succeeded\",\"failed\",\"cancelled\",\"timed_out\","
 	"\"crashed\",\"invalid\"]},\"error\":{},\"result\":{},"
 	"\"artifacts\":{\"type\":\"array\",\"maxItems\":10000},"
-	"\"duration\":{\"type\":\"number\",\"minimum\":0},\"exit_code\":{\"type\":\"integer\"}}}";
+	"\"duration\":{\"type\":\"number\",\"minimum\":0},\"exit_code\":{\"type\":\"integer\"},"
+	"\"log\":" LOG_CHUNK_SCHEMA "}}";
 
 static const char RELEASE_SCHEMA[] =
 	"{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"reason\":" STR(1024) "}}";
@@ -958,31 +960,29 @@ static void renew_run(struct rq *r, struct store *st)
 
 static const char *const TASK_LOG_COLS[] = {"id", "log_size", NULL};
 
-static void logs_run(struct rq *r, struct store *st)
+enum log_append { LOG_APPENDED, LOG_OFFSET_MISMATCH, LOG_TASK_GONE, LOG_STORE_FAILED };
+
+/* Appends DATA, which starts at byte OFFSET of lease L's log, to its task's log (capped at
+ * max_log_bytes). *HAVE is what the server had of the lease's log before; *TRUNCATED says
+ * that the cap cut the chunk. */
+static enum log_append append_log(struct rq *r, struct store *st, const cJSON *l, int64_t offset,
+				  const char *data, int64_t *have, bool *truncated)
 {
 	struct srv *s = r->srv;
-	cJSON *l = fenced_lease(r, st), *t = NULL, *chunk, *u, *o;
-	const char *data = srv_jstr(r->body, "data");
-	int64_t offset = srv_jint(r->body, "offset", 0), have, tsize, keep;
+	cJSON *t = NULL, *chunk, *u;
 	size_t len = strlen(data);
+	int64_t tsize, keep;
 	char header[300];
+	enum log_append rc = LOG_APPENDED;
 
-	if (l == NULL)
-		return;
-	have = srv_jint(l, "log_size", 0);
-	if (offset != have) {
-		rq_error(r, 416, "offset_mismatch",
-			 "log chunk starts at offset %lld but the server has %lld bytes of this lease's log: resend from %lld",
-			 (long long)offset, (long long)have, (long long)have);
-		cJSON_AddNumberToObject(r->resp, "offset", (double)have);
-		goto out;
-	}
-	if (store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), TASK_LOG_COLS, &t) != OP_OK) {
-		rq_error(r, 409, "lease_lost", "the task of lease %s is gone", r->param[0]);
-		goto out;
-	}
+	*have = srv_jint(l, "log_size", 0);
+	*truncated = false;
+	if (offset != *have)
+		return LOG_OFFSET_MISMATCH;
+	if (store_get_cols(st, T_TASKS, srv_jstr(l, "task_id"), TASK_LOG_COLS, &t) != OP_OK)
+		return LOG_TASK_GONE;
 	tsize = srv_jint(t, "log_size", 0);
-	if (len > 0 && have == 0 && tsize > 0) {
+	if (len > 0 && *have == 0 && tsize > 0) {
 		/* A later attempt: mark where it starts in the task's log. */
 		int n = snprintf(header, sizeof(header), "\n--- attempt %lld (agent %s, lease %s) ---\n",
 				 (long long)srv_jint(l, "attempt", 0), r->agent_id, r->param[0]);
@@ -1015,17 +1015,15 @@ static void logs_run(struct rq *r, struct store *st)
 		cJSON_AddNumberToObject(chunk, "tend", (double)(tsize + keep));
 		cJSON_AddStringToObject(chunk, "data", part ? part : "");
 		cJSON_AddNumberToObject(chunk, "at", (double)r->now_ms);
-		if (st->ops->insert(st, T_LOGS, chunk, NULL) != OP_OK) {
-			cJSON_Delete(chunk);
-			free(part);
-			rq_error(r, 503, "store_unavailable", "cannot store the log chunk: retry later");
-			goto out;
-		}
+		if (st->ops->insert(st, T_LOGS, chunk, NULL) != OP_OK)
+			rc = LOG_STORE_FAILED;
 		cJSON_Delete(chunk);
 		free(part);
+		if (rc != LOG_APPENDED)
+			goto out;
 	}
 	u = cJSON_CreateObject();
-	cJSON_AddNumberToObject(u, "log_size", (double)(have + (int64_t)len));
+	cJSON_AddNumberToObject(u, "log_size", (double)(*have + (int64_t)len));
 	store_update(st, T_LEASES, r->param[0], u);
 	cJSON_Delete(u);
 	u = cJSON_CreateObject();
@@ -1034,13 +1032,42 @@ static void logs_run(struct rq *r, struct store *st)
 		cJSON_AddBoolToObject(u, "log_truncated", true);
 	store_update(st, T_TASKS, srv_jstr(t, "id"), u);
 	cJSON_Delete(u);
-	o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "offset", (double)(have + (int64_t)len));
-	if (keep < (int64_t)len)
-		cJSON_AddBoolToObject(o, "truncated", true);
-	rq_ok(r, 200, o);
+	*truncated = keep < (int64_t)len;
 out:
 	cJSON_Delete(t);
+	return rc;
+}
+
+static void logs_run(struct rq *r, struct store *st)
+{
+	cJSON *l = fenced_lease(r, st), *o;
+	int64_t offset = srv_jint(r->body, "offset", 0), have;
+	bool truncated;
+
+	if (l == NULL)
+		return;
+	switch (append_log(r, st, l, offset, srv_jstr(r->body, "data"), &have, &truncated)) {
+	case LOG_OFFSET_MISMATCH:
+		rq_error(r, 416, "offset_mismatch",
+			 "log chunk starts at offset %lld but the server has %lld bytes of this lease's log: resend from %lld",
+			 (long long)offset, (long long)have, (long long)have);
+		cJSON_AddNumberToObject(r->resp, "offset", (double)have);
+		break;
+	case LOG_TASK_GONE:
+		rq_error(r, 409, "lease_lost", "the task of lease %s is gone", r->param[0]);
+		break;
+	case LOG_STORE_FAILED:
+		rq_error(r, 503, "store_unavailable", "cannot store the log chunk: retry later");
+		break;
+	case LOG_APPENDED:
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "offset",
+					(double)(have + (int64_t)strlen(srv_jstr(r->body, "data"))));
+		if (truncated)
+			cJSON_AddBoolToObject(o, "truncated", true);
+		rq_ok(r, 200, o);
+		break;
+	}
 	cJSON_Delete(l);
 }
 
@@ -1076,6 +1103,24 @@ static void complete_run(struct rq *r, struct store *st)
 	l = fenced_lease(r, st);
 	if (l == NULL)
 		return;
+	/* The end of the task's log, sent with the completion (protocol.md). The result
+	 * matters more than a log chunk out of step: that one is dropped with a warning. */
+	if ((v = cJSON_GetObjectItemCaseSensitive(r->body, "log"))) {
+		int64_t offset = srv_jint(v, "offset", 0), have;
+		bool truncated;
+		enum log_append la = append_log(r, st, l, offset, srv_jstr(v, "data"), &have,
+						&truncated);
+
+		if (la != LOG_APPENDED)
+			op_log_warn("agent",
+				    "lease %s: the log chunk sent with the completion was not stored "
+				    "(%s; offset %lld, the server has %lld bytes)",
+				    r->param[0],
+				    la == LOG_OFFSET_MISMATCH ? "offset mismatch"
+							      : la == LOG_TASK_GONE ? "task gone"
+										    : "store error",
+				    (long long)offset, (long long)have);
+	}
 	u = cJSON_CreateObject();
 	cJSON_AddStringToObject(u, "state", "completed");
 	cJSON_AddStringToObject(u, "status", status);

@@ -20,7 +20,8 @@ t_expect_eq ok "$(t_json "$T/agent.json" .health.status)"
 t_expect_eq 1.2.3 "$(t_json "$T/agent.json" .versions.plugins.testkit)"
 t_expect_eq idle "$(t_json "$T/agent.json" .reported_state)"
 
-# A task: leased at once (long poll), run in the spare worker, log streamed, result kept.
+# A task: leased at once (long poll), run in the spare worker, log streamed (its end rides with
+# the completion), result kept.
 task=$(ta_submit testkit.run '{"action": "echo", "x": 42}')
 ta_wait_task "$task" succeeded
 t_srv_cli task logs "$task" >"$T/logs.txt" 2>&1
