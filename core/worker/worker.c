@@ -594,10 +594,10 @@ out:
 }
 
 /* Checks PARAMS against the type's schema and fills its defaults; then validate(). */
-static int run_task(const cJSON *task)
+static int run_task(cJSON *task)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(task, "type");
-	const cJSON *params = cJSON_GetObjectItemCaseSensitive(task, "params");
+	cJSON *params = cJSON_GetObjectItemCaseSensitive(task, "params");
 	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(task, "workspace");
 	const cJSON *limit = cJSON_GetObjectItemCaseSensitive(task, "output_limit");
 	cJSON *effective = NULL;
@@ -626,7 +626,8 @@ static int run_task(const cJSON *task)
 		host_set_error(&the_ctx, msg);
 		return OUTPOST_ERR_PARAMS;
 	}
-	effective = params ? cJSON_Duplicate(params, true) : cJSON_CreateObject();
+	/* Taken out of the task, not copied: the task is not used after this. */
+	effective = params ? cJSON_DetachItemViaPointer(task, params) : cJSON_CreateObject();
 	if (effective == NULL)
 		goto out;
 	if (W.plugin.schemas[idx] != NULL) {
