@@ -455,6 +455,7 @@ static void reload(struct agent *ag)
 	ag_config_release(&fresh);
 	ag->svopts.memory_limit = ag->cfg.memory_limit;
 	ag->svopts.spare_heap = ag->cfg.spare_heap;
+	ag->svopts.max_tasks = ag->cfg.concurrency;
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;
@@ -611,6 +612,7 @@ static int agent_init(struct agent *ag, struct op_error *err)
 	ag->svopts.worker_path = ag->worker;
 	ag->svopts.memory_limit = ag->cfg.memory_limit;
 	ag->svopts.spare_heap = ag->cfg.spare_heap;
+	ag->svopts.max_tasks = ag->cfg.concurrency;
 	ag->svopts.output_limit = ag->cfg.output_limit;
 	ag->svopts.grace = ag->cfg.worker_grace;
 	ag->svopts.start_timeout = ag->cfg.worker_start_timeout;

@@ -60,8 +60,9 @@ struct sv_plugin {
 	bool spare;
 	bool fork_server;
 	double spare_retry_at;
-	/* A spare taken by a task is replaced once that task is done, or after REFILL_DELAY_S:
-	 * spawning its successor at hand-over would compete with the task for the CPU. */
+	/* A spare taken by a task is replaced once that task is done, or after REFILL_DELAY_S
+	 * when a slot is free for another task: spawning its successor at hand-over, or while
+	 * no task could use it, would only compete with the running ones for the CPU. */
 	double refill_after;
 	struct sv_forksrv fs;
 };
@@ -955,6 +956,12 @@ void sv_set_spares(struct sv *sv, bool on)
 static void refill_spares(struct sv *sv)
 {
 	double now = now_s();
+	int tasks = 0;
+	bool slots_full;
+
+	for (const struct sv_job *j = sv->jobs; j; j = j->next)
+		tasks += !j->is_step; /* a step runs inside its task's slot */
+	slots_full = sv->opts.max_tasks > 0 && tasks >= sv->opts.max_tasks;
 
 	if (!sv->spares_on)
 		return;
@@ -963,7 +970,8 @@ static void refill_spares(struct sv *sv)
 		struct op_error err = {0};
 		bool have = false;
 
-		if (!p->spare || now < p->spare_retry_at || now < p->refill_after)
+		if (!p->spare || now < p->spare_retry_at || now < p->refill_after ||
+		    (p->refill_after > 0 && slots_full))
 			continue;
 		for (struct sv_worker *w = sv->workers; w; w = w->next)
 			if (w->plugin == p && w->job == NULL && !w->kill_when_spawned &&

@@ -77,6 +77,7 @@ struct sv_options {
 	const char *worker_path;
 	uint64_t memory_limit; /* RLIMIT_AS for workers, 0 = none */
 	uint64_t spare_heap;   /* heap a spare prepares for its task (workers.spare_heap) */
+	int max_tasks;	       /* tasks run at once (concurrency), 0 = not known */
 	uint64_t output_limit; /* per task: logs + output */
 	double grace;	       /* SIGTERM/cancel → SIGKILL */
 	double start_timeout;  /* spawn → plugin loaded */

@@ -15,7 +15,7 @@ tok=$(t_srv_cli token create --uses 3 2>/dev/null)
 ta_enroll a1 "$tok"
 ta_enroll a2 "$tok" "  fork_server: {default: true, testkit: false}
   spare_heap: 0"
-ta_enroll a3 "$tok" "  start_timeout: 2s"
+ta_enroll a3 "$tok" "  start_timeout: 2s" "concurrency: 2"
 
 # fork_server_of AGENT_PID: the agent's child named outpost-forksrv (ps, top).
 fork_server_of() { pgrep -P "$1" -x outpost-forksrv || true; }
@@ -69,15 +69,17 @@ if [ "$OUTPOST_SANITIZE" != 1 ]; then
   [ "$kb" -ge 8192 ] || t_fail "the spare's private memory is ${kb} KiB: its 8MiB heap (workers.spare_heap) is not there"
 fi
 
-# --- a task runs in a worker the fork server forked: its child, leading its own group.
-task=$(ta_submit testkit.run '{"action": "sleep", "for": "3s"}')
+# --- a task runs in a worker the fork server forked: its child, leading its own group. With
+#     one slot (concurrency 1) its spare is not replaced while it runs, as no task could use
+#     the new one; it is once the task is done.
+task=$(ta_submit testkit.run '{"action": "sleep", "for": "2s"}')
 ta_wait_task "$task" leased
 sleep 0.5
-for w in $(pgrep -P "$fs"); do
-  t_expect_eq "$w" "$(ps -o pgid= -p "$w" | tr -d ' ')" "process group of forked worker $w"
-done
-t_expect_eq "2" "$(pgrep -P "$fs" | wc -l | tr -d ' ')" "the fork server's children (the task's, a spare)"
+w=$(pgrep -P "$fs")
+t_expect_eq "$w" "$(ps -o pgid= -p "$w" | tr -d ' ')" "process group of forked worker $w"
+t_expect_eq 1 "$(pgrep -P "$fs" | wc -l | tr -d ' ')" "the fork server's children with the only slot busy (the task's)"
 ta_wait_task "$task" succeeded
+wait_fork_server "$apid" spare >/dev/null
 
 # --- the plugin's environment is what env_allow passes: the LD_BIND_NOW the fork server was
 #     started with (so that its children need not bind symbols) is not in it.
@@ -123,6 +125,12 @@ t_expect_eq 0 "$TA_RC" "exit code"
 ta_start a3
 apid=$(ta_pid a3)
 fs=$(forked_spare "$apid")
+# with a slot free (concurrency 2), the spare a long task took is replaced while it runs
+task=$(ta_submit testkit.run '{"action": "sleep", "for": "2s"}')
+ta_wait_task "$task" leased
+sleep 0.5
+t_expect_eq 2 "$(pgrep -P "$fs" | wc -l | tr -d ' ')" "the fork server's children with a slot free (the task's, a spare)"
+ta_wait_task "$task" succeeded
 kill -STOP "$fs"
 task=$(ta_submit testkit.run '{"action": "echo"}') # takes the spare; its successor is asked for
 ta_wait_task "$task" succeeded
