@@ -10,28 +10,23 @@
 /* Room for "%1.17g" of any double ("-2.2250738585072014e-308") and its NUL. */
 #define NUM_TEXT 26
 
-/* The numbers written as raw text while a tree prints, to be turned back afterwards. */
+#define MARK_BLOCK 256
+
+/* The numbers written as raw text while a tree prints, to be turned back afterwards: in
+ * blocks, so that a text stays where it is while more are added (one walk of the tree). */
 struct marks {
-	cJSON **nodes;
-	char *texts; /* NUM_TEXT bytes a node */
+	struct marks *next;
 	size_t n;
+	cJSON *nodes[MARK_BLOCK];
+	char texts[MARK_BLOCK][NUM_TEXT];
 };
 
-/* A number cJSON would print: not NaN or infinity (those it prints as null). */
+/* A number cJSON would print: not NaN or infinity (those it prints as null). The type test
+ * is cJSON_IsNumber's, inline: this runs once a node. */
 static bool is_printed_number(const cJSON *n)
 {
-	return cJSON_IsNumber(n) && !isnan(n->valuedouble) && !isinf(n->valuedouble);
-}
-
-static size_t count(const cJSON *n)
-{
-	size_t k = 0;
-
-	if (is_printed_number(n))
-		return 1;
-	for (const cJSON *c = n->child; c != NULL; c = c->next)
-		k += count(c);
-	return k;
+	return (n->type & 0xFF) == cJSON_Number && !isnan(n->valuedouble) &&
+	       !isinf(n->valuedouble);
 }
 
 /* Below 2^53 every integer is a double, and every double below it that is an integer too. */
@@ -96,30 +91,47 @@ static void number_text(double d, char *text)
 }
 
 /* Writes each number under N as raw text of its own (number_text), which cJSON then copies
- * instead of printing the number itself. */
-static void mark(cJSON *n, struct marks *m)
+ * instead of printing the number itself. *HEAD is the newest block. -1 when out of memory
+ * (what was marked is on the list still). */
+static int mark(cJSON *n, struct marks **head)
 {
+	struct marks *m = *head;
 	char *text;
 
 	if (!is_printed_number(n)) {
 		for (cJSON *c = n->child; c != NULL; c = c->next)
-			mark(c, m);
-		return;
+			if (mark(c, head) < 0)
+				return -1;
+		return 0;
 	}
-	text = m->texts + m->n * NUM_TEXT;
+	if (m == NULL || m->n == MARK_BLOCK) {
+		m = malloc(sizeof(*m));
+		if (m == NULL)
+			return -1;
+		m->next = *head;
+		m->n = 0;
+		*head = m;
+	}
+	text = m->texts[m->n];
 	number_text(n->valuedouble, text);
 	n->valuestring = text;
 	n->type = (n->type & ~0xFF) | cJSON_Raw;
 	m->nodes[m->n++] = n;
+	return 0;
 }
 
+/* Turns the marked nodes back into numbers and frees the blocks. */
 static void unmark(struct marks *m)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		cJSON *n = m->nodes[i];
+	while (m != NULL) {
+		struct marks *next = m->next;
 
-		n->valuestring = NULL;
-		n->type = (n->type & ~0xFF) | cJSON_Number;
+		for (size_t i = 0; i < m->n; i++) {
+			m->nodes[i]->valuestring = NULL;
+			m->nodes[i]->type = (m->nodes[i]->type & ~0xFF) | cJSON_Number;
+		}
+		free(m);
+		m = next;
 	}
 }
 
@@ -127,24 +139,13 @@ char *op_json_print(const cJSON *value, bool pretty)
 {
 	/* The tree is the caller's; it is changed only between here and unmark() below. */
 	cJSON *v = (cJSON *)(uintptr_t)value;
-	struct marks m = {0};
+	struct marks *m = NULL;
 	char *text = NULL;
-	size_t k;
 
 	if (v == NULL)
 		return NULL;
-	k = count(v);
-	if (k > 0) {
-		m.nodes = malloc(k * sizeof(*m.nodes));
-		m.texts = malloc(k * NUM_TEXT);
-		if (m.nodes == NULL || m.texts == NULL)
-			goto out;
-		mark(v, &m);
-	}
-	text = pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
-	unmark(&m);
-out:
-	free(m.nodes);
-	free(m.texts);
+	if (mark(v, &m) == 0)
+		text = pretty ? cJSON_Print(v) : cJSON_PrintUnformatted(v);
+	unmark(m);
 	return text;
 }
