@@ -959,12 +959,11 @@ static void refill_spares(struct sv *sv)
 	int tasks = 0;
 	bool slots_full;
 
+	if (!sv->spares_on)
+		return;
 	for (const struct sv_job *j = sv->jobs; j; j = j->next)
 		tasks += !j->is_step; /* a step runs inside its task's slot */
 	slots_full = sv->opts.max_tasks > 0 && tasks >= sv->opts.max_tasks;
-
-	if (!sv->spares_on)
-		return;
 	for (size_t i = 0; i < sv->n_plugins; i++) {
 		struct sv_plugin *p = &sv->plugins[i];
 		struct op_error err = {0};
