@@ -145,6 +145,8 @@ struct agent {
 	int metrics_fd;
 	struct ag_metrics m;
 	double next_housekeeping;
+	bool heap_kept;		 /* op_heap_retain() took */
+	double heap_release_at;	 /* the freed heap goes back to the kernel then (0: done) */
 };
 
 /* Loop plumbing shared by the agent's files. */

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "enroll.h"
 #include "fsutil.h"
+#include "heap.h"
 #include "identity.h"
 #include "log.h"
 #include "outbox.h"
@@ -34,6 +35,8 @@
 #endif
 
 #define HOUSEKEEPING_S 60.0
+/* How long the agent keeps freed heap after its last task (see op_heap_retain). */
+#define HEAP_DECAY_S 10.0
 
 double ag_now(void)
 {
@@ -647,6 +650,11 @@ static int agent_init(struct agent *ag, struct op_error *err)
 		    OUTPOST_VERSION, ag->agent_id, ag->hostname, ag->cfg.control_plane,
 		    cJSON_GetArraySize(ag->task_types), ag->cfg.concurrency);
 	load_change_types(ag);
+	/* Results of megabytes, one task after another: the heap they were built in is kept for
+	 * the next one (no page faults on the result path) and given back once tasks stop. */
+	ag->heap_kept = op_heap_retain();
+	if (!ag->heap_kept)
+		op_log_debug("agent", "the allocator keeps its own heap settings");
 	sv_prestart(ag->sv);
 	/* The first heartbeat goes out at once; later ones every interval ± 20 %. */
 	ag->hb_next = 0;
@@ -725,6 +733,16 @@ static int loop(struct agent *ag)
 			health_housekeeping(ag);
 			ag->next_housekeeping = now + HOUSEKEEPING_S;
 		}
+		if (!ag->heap_kept) {
+			/* nothing kept, nothing to give back */
+		} else if (ag->tasks != NULL) {
+			ag->heap_release_at = now + HEAP_DECAY_S;
+		} else if (ag->heap_release_at > 0 && now >= ag->heap_release_at) {
+			op_log_debug("agent", "no task for %.0fs: the heap kept for results goes back "
+				     "to the system", HEAP_DECAY_S);
+			op_heap_release();
+			ag->heap_release_at = 0;
+		}
 		/* Old supervisor generations go once their tasks are done. */
 		for (size_t i = 0; i < OP_ARRAY_LEN(ag->old_sv); i++)
 			if (ag->old_sv[i] && sv_running(ag->old_sv[i]) == 0) {
@@ -793,6 +811,7 @@ static int loop(struct agent *ag)
 		due = ag->hb_call ? 0 : ag->hb_next;
 		due = min_due(due, lease_next_timer(ag));
 		due = min_due(due, ag->next_housekeeping);
+		due = min_due(due, ag->heap_release_at);
 		if (ag->stopping)
 			due = min_due(due, ag->stop_deadline);
 		timeout_ms = due > 0 ? (int)ceil((due - now) * 1000) : 60000;

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "fsutil.h"
+#include "heap.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -268,6 +269,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_add(s->stop_ev, &tick);
 }
 
+/* Completions carry results of megabytes: the heap they are parsed into is kept for the next
+ * one (op_heap_retain) while requests come, and given back after HEAP_DECAY_US without any. */
+#define HEAP_DECAY_US (10 * 1000000LL)
+
+static void heap_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv *s = arg;
+	int64_t now = srv_mono_us();
+
+	(void)fd;
+	(void)what;
+	if (s->requests != s->heap_seen) {
+		s->heap_seen = s->requests;
+		s->heap_busy_us = now;
+		s->heap_kept = true;
+	} else if (s->heap_kept && now - s->heap_busy_us >= HEAP_DECAY_US) {
+		op_log_debug("server", "no request for %llds: the heap kept for large bodies goes "
+			     "back to the system", (long long)(HEAP_DECAY_US / 1000000));
+		op_heap_release();
+		s->heap_kept = false;
+	}
+}
+
 static int serve_usage(FILE *f)
 {
 	fprintf(f, "usage: outpost-server serve --data-dir D [--config F] [--SETTING VALUE]...\n"
@@ -406,6 +430,15 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	reaper_start(s);
+	if (op_heap_retain()) {
+		struct timeval every = {1, 0};
+
+		s->heap_ev = event_new(s->base, -1, EV_PERSIST, heap_tick, s);
+		if (s->heap_ev)
+			event_add(s->heap_ev, &every);
+	} else {
+		op_log_debug("server", "the allocator keeps its own heap settings");
+	}
 	sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
 	sigint = evsignal_new(s->base, SIGINT, on_signal, s);
 	event_add(sigterm, NULL);
@@ -425,6 +458,8 @@ out:
 		event_free(s->reap_ev);
 	if (s->stop_ev)
 		event_free(s->stop_ev);
+	if (s->heap_ev)
+		event_free(s->heap_ev);
 
 	if (sigterm)
 		event_free(sigterm);

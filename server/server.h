@@ -127,6 +127,10 @@ struct srv {
 
 	struct event *reap_ev, *sigterm_ev, *sigint_ev, *stop_ev;
 	struct event *accept_ev; /* re-enables accepting after running out of descriptors */
+	struct event *heap_ev;	 /* gives the kept heap back once requests stop (main.c) */
+	uint64_t heap_seen;	 /* requests counted at its last tick */
+	int64_t heap_busy_us;	 /* when that count last moved */
+	bool heap_kept;
 	int64_t accept_warned_us;
 	bool reaping;
 	bool stopping;

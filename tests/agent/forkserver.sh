@@ -6,7 +6,8 @@
 # mid-task, that task fails with the reason, the agent carries on and starts it again; one
 # that stops answering is replaced; with workers.fork_server off for a plugin its workers are
 # spawned. A spare prepares its task's heap while it waits (workers.spare_heap, 8MiB by
-# default); with spare_heap: 0 it does not.
+# default); with spare_heap: 0 it does not. The agent gives back the heap a large result
+# took once no task came for 10s.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
 t_srv_start --heartbeat-interval 1s
@@ -155,6 +156,22 @@ fi
 task=$(ta_submit testkit.run '{"action": "exit"}')
 ta_wait_task "$task" crashed
 t_expect_contains "$(ta_task "$task" error)" "plugin testkit ended the worker with exit status 3 before finishing the task (it called exit())"
+
+# --- the agent keeps the heap a large result was parsed into while tasks come (no page faults
+#     for the next one), and gives it back after 10s without a task.
+released="no task for 10s: the heap kept for results goes back to the system"
+released_more() { [ "$(grep -c "$released" "$T/agents/a2/agent.log")" -gt "$n0" ]; }
+n0=$(grep -c "$released" "$T/agents/a2/agent.log" || true)
+task=$(ta_submit testkit.run "$(python3 -c 'import json; print(json.dumps({"action": "echo", "pad": list(range(100000))}))')")
+ta_wait_task "$task" succeeded
+# (not with a sanitizer's allocator, which keeps its own heap)
+if [ "$OUTPOST_SANITIZE" != 1 ]; then
+  kept=$(rss_anon "$apid")
+  t_wait_for 20 released_more
+  kb=$(rss_anon "$apid")
+  echo "the agent's private memory: ${kept} KiB with the heap kept, ${kb} KiB after" >&2
+  [ $((kept - kb)) -ge 2048 ] || t_fail "the agent's private memory went from ${kept} to ${kb} KiB when it gave its heap back"
+fi
 kill -TERM "$apid"; ta_wait_exit a2
 t_srv_stop
 echo ok

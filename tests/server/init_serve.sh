@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # init makes a complete data dir (and refuses a used one); serve answers /health, refuses a
-# second server on the same dir and bad settings, and stops cleanly on SIGTERM.
+# second server on the same dir and bad settings, gives back the heap a large body took once
+# requests stop, and stops cleanly on SIGTERM.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 S=$OUTPOST_SERVER
 
@@ -55,7 +56,7 @@ t_expect_contains "$T/o" "create it with outpost-server init"
 t_run 0 "$T/o" "$S" serve --help
 t_expect_contains "$T/o" "--heartbeat-interval"
 
-t_srv_start
+t_srv_start --log-level debug
 code=$(t_srv_req "$T/h" GET /health)
 t_expect_eq 200 "$code" "/health"
 t_expect_eq ok "$(t_json "$T/h" .status)"
@@ -72,6 +73,19 @@ t_expect_contains "$T/o" "another outpost-server is serving"
 t_srv_expect 404 not_found "$T/o" "$(t_srv_req "$T/o" GET /nope)"
 t_srv_expect 405 method_not_allowed "$T/o" "$(t_srv_req "$T/o" DELETE /health)"
 t_expect_contains "$T/o" '"server_time"'
+
+# the heap a large body was parsed into is kept while requests come, and given back after 10s
+# without one
+python3 -c 'import json; print(json.dumps({"pad": list(range(100000))}))' >"$T/big.json"
+t_srv_cli task submit --type testkit.run --params "$T/big.json" >"$T/o" 2>&1 || { cat "$T/o" >&2; t_fail "submitting a 600 KB task"; }
+# (not with a sanitizer's allocator, which keeps its own heap)
+if [ "$OUTPOST_SANITIZE" != 1 ]; then
+  kept=$(awk '/^RssAnon:/ {print $2}' "/proc/$SRV_PID/status")
+  t_wait_for 20 grep -q "DEBUG server: no request for 10s: the heap kept for large bodies goes back to the system" "$T/server.log"
+  kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$SRV_PID/status")
+  echo "the server's private memory: ${kept} KiB with the heap kept, ${kb} KiB after" >&2
+  [ $((kept - kb)) -ge 2048 ] || t_fail "the server's private memory went from ${kept} to ${kb} KiB when it gave its heap back"
+fi
 
 # graceful stop on SIGTERM: exit 0, logged
 t_srv_stop
