@@ -652,7 +652,7 @@ static int agent_init(struct agent *ag, struct op_error *err)
 	load_change_types(ag);
 	/* Results of megabytes, one task after another: the heap they were built in is kept for
 	 * the next one (no page faults on the result path) and given back once tasks stop. */
-	ag->heap_kept = op_heap_retain();
+	ag->heap_kept = op_heap_retain(0);
 	if (!ag->heap_kept)
 		op_log_debug("agent", "the allocator keeps its own heap settings");
 	sv_prestart(ag->sv);

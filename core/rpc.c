@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "heap.h"
 #include "jsonprint.h"
 #include "log.h"
 
@@ -172,8 +173,10 @@ static void finish(struct rpc *rpc, struct rpc_call *c, CURLcode cc)
 		r.message = err.msg;
 	} else {
 		curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &r.status);
-		if (c->resp.len > 0)
+		if (c->resp.len > 0) {
+			op_heap_prepare_json(c->resp.len); /* a lease with large params */
 			json = cJSON_ParseWithLength(c->resp.data, c->resp.len);
+		}
 		r.json = json;
 		if (json) {
 			const cJSON *reason = cJSON_GetObjectItemCaseSensitive(json, "reason");

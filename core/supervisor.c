@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "heap.h"
 #include "jsonprint.h"
 #include "log.h"
 #include "redact.h"
@@ -1133,6 +1134,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	emit_output(j, 2, NULL, 0, true);
 	if (j->result.len > 0) {
 		/* Parsed once, here: the worker only checked its shape. */
+		op_heap_prepare_json(j->result.len);
 		op_redact(&j->redactor, j->result.data, j->result.len, &result);
 		/* The whole text, not a first value with more after it: it is passed on as is. */
 		parsed = result.data ? cJSON_ParseWithOpts(result.data, NULL, true) : NULL;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "heap.h"
 #include "jsonprint.h"
 #include "log.h"
 #include "redact.h"
@@ -388,6 +389,7 @@ static bool read_body(struct rq *r)
 				 ct ? ct : "none");
 			return false;
 		}
+		op_heap_prepare_json(len);
 		text = (char *)evbuffer_pullup(in, -1);
 		r->body = cJSON_ParseWithLengthOpts(text, len, &end, false);
 		if (r->body == NULL) {

@@ -430,7 +430,7 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	reaper_start(s);
-	if (op_heap_retain()) {
+	if (op_heap_retain(0)) {
 		struct timeval every = {1, 0};
 
 		s->heap_ev = event_new(s->base, -1, EV_PERSIST, heap_tick, s);

@@ -30,8 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -43,6 +41,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "heap.h"
 #include "jsonprint.h"
 #include "plugin_load.h"
 #include "schema.h"
@@ -498,39 +497,23 @@ static void apply_memory_limit(const cJSON *init)
  * A spare worker waits for its task; INIT's "heap" asks it to use the wait to map and touch
  * that much heap first. A page touched for the first time costs a fault, and on virtual
  * machines a fault costs ~10 us: a task that builds a few MB of results would pay that on
- * its critical path, page by page. MADV_POPULATE_WRITE does the whole range in one call, at
- * a fraction of the cost a page. The block is freed into malloc's heap, which keeps it:
- * large blocks come from the heap instead of fresh mmaps and the heap is not trimmed.
- * Best effort: under workers.memory_limit, or on a kernel without MADV_POPULATE_WRITE
+ * its critical path, page by page. op_heap_prepare() populates the range in a call a block,
+ * at a fraction of the cost a page, and frees it into malloc's heap, which keeps it
+ * (op_heap_retain): large blocks come from the heap instead of fresh mmaps, and the heap is
+ * not trimmed. Best effort: under workers.memory_limit, or on a kernel without MADV_POPULATE_WRITE
  * (before 5.14), it does less or nothing and the task runs all the same.
  */
 static void prepare_heap(const cJSON *init)
 {
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(init, "heap");
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes;
-	uintptr_t start, end;
-	char *block;
+	size_t bytes;
 
-	if (!cJSON_IsNumber(h) || h->valuedouble < (double)page || h->valuedouble > 1073741824.0)
+	if (!cJSON_IsNumber(h) || h->valuedouble < 4096 || h->valuedouble > 1073741824.0)
 		return;
 	bytes = (size_t)h->valuedouble;
-	/* 32 MiB is glibc's largest mmap threshold; trimming waits for twice the block. */
-	if (mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) != 1 ||
-	    mallopt(M_TRIM_THRESHOLD, (int)(bytes < 512u * 1024 * 1024 ? 2 * bytes : bytes)) != 1)
-		return;
-	block = malloc(bytes);
-	if (block == NULL)
-		return;
-	start = ((uintptr_t)block + page - 1) & ~(uintptr_t)(page - 1);
-	end = ((uintptr_t)block + bytes) & ~(uintptr_t)(page - 1);
-#ifdef MADV_POPULATE_WRITE
-	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
-#else
-	(void)start;
-	(void)end;
-#endif
-	free(block);
+	/* kept up to twice the block: freeing it must not trim it */
+	if (op_heap_retain(2 * bytes))
+		op_heap_prepare(bytes);
 }
 
 /* Loads the plugin named in INIT and runs its init(). Sends FR_READY or FR_LOAD_ERROR. */

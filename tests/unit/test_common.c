@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the shared code: units, schema subset, redaction, canonical JSON, exact
- * JSON numbers, buffers. */
+ * JSON numbers, buffers, the kept heap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "canonjson.h"
+#include "heap.h"
 #include "jsonprint.h"
 #include "redact.h"
 #include "schema.h"
@@ -349,6 +350,59 @@ static void test_json_numbers(void **state)
 	}
 }
 
+/* This process's private resident memory, KiB. */
+static long rss_anon_kib(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Prepared heap is resident and stays, allocations then take it, and release gives it back. */
+static void test_heap(void **state)
+{
+	enum { N = 20000 };
+	static char *blocks[N];
+	long base, prepared, used, released;
+
+	const char *preload = getenv("LD_PRELOAD");
+
+	(void)state;
+	/* Not with valgrind's allocator (its preload library) or a sanitizer's (mallopt fails). */
+	if ((preload && strstr(preload, "vgpreload")) || !op_heap_retain(0))
+		skip();
+	op_heap_release();
+	base = rss_anon_kib();
+	op_heap_prepare(24u << 20); /* two blocks and part of a third */
+	prepared = rss_anon_kib();
+	if (prepared - base < 20 * 1024)
+		fail_msg("24 MiB prepared, private memory %ld -> %ld KiB", base, prepared);
+	for (int i = 0; i < N; i++) {
+		blocks[i] = malloc(1000);
+		assert_non_null(blocks[i]);
+		memset(blocks[i], 1, 1000);
+	}
+	used = rss_anon_kib();
+	if (used - prepared > 1024)
+		fail_msg("20 MB allocated in the prepared heap took %ld KiB more", used - prepared);
+	for (int i = 0; i < N; i++)
+		free(blocks[i]);
+	op_heap_prepare_json(1000); /* too small to bother */
+	if (rss_anon_kib() < prepared - 1024)
+		fail_msg("the freed heap was given back before op_heap_release()");
+	op_heap_release();
+	released = rss_anon_kib();
+	if (prepared - released < 20 * 1024)
+		fail_msg("op_heap_release() left %ld KiB of %ld", released, prepared);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_canonical),
 		cmocka_unit_test(test_json_print),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_heap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
