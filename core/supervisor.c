@@ -31,6 +31,7 @@
 
 #define SPARE_RETRY_S 30.0
 #define REFILL_DELAY_S 0.05
+#define SPARE_HEAP_MIN (256 * 1024)
 /* A fork server that died after it was ready is started again after this long. */
 #define FORKSRV_RESTART_S 1.0
 
@@ -65,6 +66,7 @@ struct sv_plugin {
 	 * when a slot is free for another task: spawning its successor at hand-over, or while
 	 * no task could use it, would only compete with the running ones for the CPU. */
 	double refill_after;
+	uint64_t heap_hint; /* heap the last task used (FR_DONE): what its next spare prepares */
 	struct sv_forksrv fs;
 };
 
@@ -816,6 +818,18 @@ static void fs_drain_output(struct sv_forksrv *fs)
 	}
 }
 
+/* The heap a spare for P prepares: what P's last task used and a quarter more, up to
+ * workers.spare_heap; none under SPARE_HEAP_MIN (a few faults cost less than the populating),
+ * so a plugin whose tasks build little holds no more memory than its code. */
+static uint64_t spare_heap(const struct sv *sv, const struct sv_plugin *p)
+{
+	uint64_t want = p->heap_hint + p->heap_hint / 4;
+
+	if (p->heap_hint < SPARE_HEAP_MIN)
+		return 0;
+	return want < sv->opts.spare_heap ? want : sv->opts.spare_heap;
+}
+
 /* Creates a worker for P with FR_INIT queued and asks the spawner thread for its process.
  * Frames queued meanwhile (the task, a cancel) go out once it exists. A SPARE prepares the
  * heap its task will use while it waits (workers.spare_heap). */
@@ -848,8 +862,8 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, bool s
 	if (sv->opts.memory_limit > 0)
 		cJSON_AddNumberToObject(init, "memory_limit", (double)sv->opts.memory_limit);
 #endif
-	if (spare && sv->opts.spare_heap > 0)
-		cJSON_AddNumberToObject(init, "heap", (double)sv->opts.spare_heap);
+	if (spare && spare_heap(sv, p) > 0)
+		cJSON_AddNumberToObject(init, "heap", (double)spare_heap(sv, p));
 	text = op_json_print(init, false);
 	if (text == NULL || queue_frame(w, FR_INIT, text, strlen(text)) < 0)
 		goto fail;
@@ -1561,8 +1575,13 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 		if (j) {
 			cJSON *o = cJSON_ParseWithLength(p, len);
 			const cJSON *rc = cJSON_GetObjectItemCaseSensitive(o, "rc");
+			const cJSON *heap = cJSON_GetObjectItemCaseSensitive(o, "heap");
 
 			j->rc = cJSON_IsNumber(rc) ? rc->valueint : 5;
+			w->plugin->heap_hint = cJSON_IsNumber(heap) && heap->valuedouble > 0 &&
+						       heap->valuedouble < 1e15
+						   ? (uint64_t)heap->valuedouble
+						   : 0;
 			j->done_frame = true;
 			cJSON_Delete(o);
 			finish_from_done(j);

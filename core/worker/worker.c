@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <outpost/plugin.h>
 #include <pthread.h>
 #include <signal.h>
@@ -82,6 +83,8 @@ static struct {
 	struct op_buf call_out; /* the last step's outcome */
 	/* set_error() outside a task (during init) is kept here for the load error */
 	bool in_task;
+	/* heap in use when the task came and when it set its result (FR_DONE's "heap") */
+	size_t heap_base, heap_at_result;
 	char init_error[1024];
 } W = {
 	.fd = -1,
@@ -152,6 +155,14 @@ static int host_is_cancelled(outpost_ctx *ctx)
 
 /* The agent parses the result (and refuses one that is not JSON); here only its shape is
  * checked, so a result of megabytes is not parsed twice. */
+/* Bytes of heap in use (mallinfo2 walks the free lists: a few microseconds). */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 m = mallinfo2();
+
+	return m.uordblks + m.hblkhd;
+}
+
 static int host_set_result(outpost_ctx *ctx, const char *json, size_t len)
 {
 	size_t a = 0, b = len;
@@ -166,6 +177,8 @@ static int host_set_result(outpost_ctx *ctx, const char *json, size_t len)
 		b--;
 	if (b - a < 2 || json[a] != '{' || json[b - 1] != '}')
 		return -1;
+	/* The task's heap is near its peak here: its result as a tree and as text. */
+	W.heap_at_result = heap_in_use();
 	return send_frame(FR_RESULT, json + a, b - a);
 }
 
@@ -478,6 +491,9 @@ static void send_done(int rc)
 		return;
 	cJSON_AddNumberToObject(o, "rc", rc);
 	cJSON_AddNumberToObject(o, "cut", (double)atomic_load(&W.output_cut));
+	/* What the task's heap grew by, for the size of the next spare's (prepare_heap). */
+	if (W.heap_at_result > W.heap_base)
+		cJSON_AddNumberToObject(o, "heap", (double)(W.heap_at_result - W.heap_base));
 	(void)send_json(FR_DONE, o);
 	cJSON_Delete(o);
 }
@@ -495,13 +511,14 @@ static void apply_memory_limit(const cJSON *init)
 
 /*
  * A spare worker waits for its task; INIT's "heap" asks it to use the wait to map and touch
- * that much heap first. A page touched for the first time costs a fault, and on virtual
- * machines a fault costs ~10 us: a task that builds a few MB of results would pay that on
- * its critical path, page by page. op_heap_prepare() populates the range in a call a block,
- * at a fraction of the cost a page, and frees it into malloc's heap, which keeps it
+ * that much heap first. The agent sizes it after what the plugin's last task used (FR_DONE's
+ * "heap"), up to workers.spare_heap. A page touched for the first time costs a fault, and on
+ * virtual machines a fault costs ~10 us: a task that builds a few MB of results would pay
+ * that on its critical path, page by page. op_heap_prepare() populates the range in a call a
+ * block, at a fraction of the cost a page, and frees it into malloc's heap, which keeps it
  * (op_heap_retain): large blocks come from the heap instead of fresh mmaps, and the heap is
- * not trimmed. Best effort: under workers.memory_limit, or on a kernel without MADV_POPULATE_WRITE
- * (before 5.14), it does less or nothing and the task runs all the same.
+ * not trimmed. Best effort: under workers.memory_limit, or on a kernel without
+ * MADV_POPULATE_WRITE (before 5.14), it does less or nothing and the task runs all the same.
  */
 static void prepare_heap(const cJSON *init)
 {
@@ -654,6 +671,7 @@ static int task_mode(const cJSON *init)
 	if (load_for_task(init) < 0)
 		return EXIT_LOAD_FAILED;
 	prepare_heap(init);
+	W.heap_base = heap_in_use();
 	rc = fr_read(W.fd, &type, &in);
 	if (rc <= 0 || type != FR_TASK) {
 		op_buf_release(&in);

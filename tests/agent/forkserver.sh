@@ -5,8 +5,8 @@
 # own, with a clean environment; a crash is reported with its signal; when the fork server dies
 # mid-task, that task fails with the reason, the agent carries on and starts it again; one
 # that stops answering is replaced; with workers.fork_server off for a plugin its workers are
-# spawned. A spare prepares its task's heap while it waits (workers.spare_heap, 8MiB by
-# default); with spare_heap: 0 it does not. The agent gives back the heap a large result
+# spawned. A spare prepares its task's heap while it waits, as much as the plugin's last task
+# used (workers.spare_heap, 8MiB by default, at most); with spare_heap: 0 it does not. The agent gives back the heap a large result
 # took once no task came for 10s.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
@@ -64,10 +64,36 @@ rss_anon() {
   done
   echo "$now"
 }
-# (ASan's allocator is not glibc's: mallopt does nothing there, and the worker skips this.)
+# new_spare FORK_SERVER OLD_PID: the spare it forked after OLD_PID took a task and ended.
+new_spare() {
+  local c
+  for _ in $(seq 100); do
+    c=$(pgrep -P "$1" || true)
+    if [ -n "$c" ] && [ "$c" != "$2" ] && ! grep -qw "$2" <<<"$c"; then
+      echo "$c"
+      return 0
+    fi
+    sleep 0.1
+  done
+  t_fail "no new spare under fork server $1 (children: $c)"
+}
+# --- a spare prepares the heap the plugin's last task used (workers.spare_heap at most): none
+#     after small tasks; after one that built a 600 KB result, megabytes; then none again.
+#     (ASan's allocator is not glibc's: mallopt does nothing there, and the worker skips this.)
 if [ "$OUTPOST_SANITIZE" != 1 ]; then
-  kb=$(rss_anon "$(pgrep -P "$fs")")
-  [ "$kb" -ge 8192 ] || t_fail "the spare's private memory is ${kb} KiB: its 8MiB heap (workers.spare_heap) is not there"
+  spare=$(pgrep -P "$fs")
+  kb=$(rss_anon "$spare")
+  [ "$kb" -lt 4096 ] || t_fail "after small tasks the spare's private memory is ${kb} KiB"
+  task=$(ta_submit testkit.run "$(python3 -c 'import json; print(json.dumps({"action": "echo", "pad": list(range(100000))}))')")
+  ta_wait_task "$task" succeeded
+  spare=$(new_spare "$fs" "$spare")
+  kb=$(rss_anon "$spare")
+  [ "$kb" -ge 6144 ] || t_fail "after a task that built megabytes the spare's private memory is ${kb} KiB: its heap is not prepared"
+  task=$(ta_submit testkit.run '{"action": "echo"}')
+  ta_wait_task "$task" succeeded
+  spare=$(new_spare "$fs" "$spare")
+  kb=$(rss_anon "$spare")
+  [ "$kb" -lt 4096 ] || t_fail "after a small task again the spare's private memory is ${kb} KiB"
 fi
 
 # --- a task runs in a worker the fork server forked: its child, leading its own group. With
@@ -171,6 +197,9 @@ if [ "$OUTPOST_SANITIZE" != 1 ]; then
   kb=$(rss_anon "$apid")
   echo "the agent's private memory: ${kept} KiB with the heap kept, ${kb} KiB after" >&2
   [ $((kept - kb)) -ge 2048 ] || t_fail "the agent's private memory went from ${kept} to ${kb} KiB when it gave its heap back"
+  # and with spare_heap: 0 the spare after that large task prepared nothing
+  kb=$(rss_anon "$(pgrep -P "$apid" -x outpost-worker)")
+  [ "$kb" -lt 4096 ] || t_fail "with workers.spare_heap: 0 the spare after a large task has ${kb} KiB"
 fi
 kill -TERM "$apid"; ta_wait_exit a2
 t_srv_stop
