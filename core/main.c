@@ -1,15 +1,26 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* outpost-agent: command dispatch. The first thing it does is wipe a --token from its argv. */
+/* outpost-agent: command dispatch. The first thing it does is wipe a --token from its argv.
+ *
+ * Two programs are built from this file. outpost-agent (OUTPOST_AGENT_FRONT) runs what needs
+ * no control plane — plugin run, plugins list, version, help — and links neither libcurl nor
+ * OpenSSL's TLS: the ~40 libraries those pull in are a third of a `plugin run`'s start-up.
+ * For every other command it execs outpost-agent-net (same process, same arguments), which
+ * has them all. */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "outpost/plugin.h"
 
 #include "agent.h"
 #include "cli.h"
 #include "log.h"
+#include "workerproc.h"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "0.0.0"
@@ -88,6 +99,45 @@ static int cmd_version(int argc, char **argv)
 	return 0;
 }
 
+#ifdef OUTPOST_AGENT_FRONT
+/* The commands outpost-agent-net runs. */
+static bool net_command(const char *cmd)
+{
+	static const char *const net[] = {"run",   "status", "drain",	  "undrain",
+					  "install", "check",  "rotate-cert", "uninstall"};
+
+	for (size_t i = 0; i < OP_ARRAY_LEN(net); i++)
+		if (strcmp(cmd, net[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Replaces this process with outpost-agent-net ARGS; returns only when that fails. Tells it
+ * where this program is (for the service unit `install` writes). */
+static int exec_net(char **args)
+{
+	char net[PATH_MAX], self[PATH_MAX];
+	struct op_error err = {0};
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (wk_locate_program("outpost-agent-net", "OUTPOST_AGENT_NET", OUTPOST_DEFAULT_AGENT_NET,
+			      net, sizeof(net), &err) != OP_OK) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	if (n > 0) {
+		self[n] = '\0';
+		if (setenv("OUTPOST_AGENT_PATH", self, 1) < 0) {
+			cli_error("setenv: %s", strerror(errno));
+			return 1;
+		}
+	}
+	execv(net, args);
+	cli_error("cannot run %s: %s", net, strerror(errno));
+	return 1;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	char **args = protect_argv(argc, argv);
@@ -97,9 +147,17 @@ int main(int argc, char **argv)
 		cli_error("out of memory");
 		return 1;
 	}
+#ifndef OUTPOST_AGENT_FRONT
+	/* ps and top name it as the user does (an exec'd program is named after its file). */
+	(void)prctl(PR_SET_NAME, "outpost-agent", 0, 0, 0);
+#endif
 	if (argc < 2) {
 		usage(stderr);
 		rc = 2;
+#ifdef OUTPOST_AGENT_FRONT
+	} else if (net_command(args[1])) {
+		rc = exec_net(args);
+#else
 	} else if (strcmp(args[1], "run") == 0) {
 		rc = cmd_run(argc - 1, args + 1);
 	} else if (strcmp(args[1], "drain") == 0 || strcmp(args[1], "undrain") == 0 ||
@@ -113,6 +171,7 @@ int main(int argc, char **argv)
 		rc = cmd_rotate_cert(argc - 1, args + 1);
 	} else if (strcmp(args[1], "uninstall") == 0) {
 		rc = cmd_uninstall(argc - 1, args + 1);
+#endif
 	} else if (strcmp(args[1], "plugins") == 0) {
 		rc = cmd_plugins(argc - 1, args + 1);
 	} else if (strcmp(args[1], "plugin") == 0) {

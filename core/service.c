@@ -180,10 +180,15 @@ op_rc ag_service_install(const struct ag_service_spec *s, struct op_buf *done, s
 	struct op_buf drop = OP_BUF_INIT, rw = OP_BUF_INIT;
 	bool packaged = file_exists("/usr/lib/systemd/system/" AG_UNIT_NAME) ||
 			file_exists("/lib/systemd/system/" AG_UNIT_NAME);
+	/* The program the user ran: outpost-agent names itself when it hands a command to
+	 * outpost-agent-net (main.c); this process's own file is the latter. */
+	const char *front = getenv("OUTPOST_AGENT_PATH");
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	op_rc rc = OP_OK;
 
-	if (n <= 0)
+	if (front && front[0] == '/')
+		snprintf(exe, sizeof(exe), "%s", front);
+	else if (n <= 0)
 		snprintf(exe, sizeof(exe), "%s", AG_DEFAULT_BIN);
 	else
 		exe[n] = '\0';

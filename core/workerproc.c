@@ -253,12 +253,43 @@ static int executable(const char *p)
 	return access(p, X_OK) == 0;
 }
 
-op_rc wk_locate(const char *configured, char *out, size_t size, struct op_error *err)
+op_rc wk_locate_program(const char *name, const char *env_var, const char *installed, char *out,
+			size_t size, struct op_error *err)
 {
 	char self[PATH_MAX], cand[PATH_MAX + 64];
-	const char *env = getenv("OUTPOST_WORKER");
+	const char *env = getenv(env_var);
 	ssize_t n;
 	char *slash;
+
+	if (env && *env && executable(env))
+		return op_strlcpy(out, env, size) == 0 ? OP_OK : op_fail(err, OP_EINVAL, "path too long");
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(cand, sizeof(cand), "%s/%s", self, name);
+			if (executable(cand))
+				return op_strlcpy(out, cand, size) == 0 ? OP_OK
+								       : op_fail(err, OP_EINVAL, "path too long");
+			snprintf(cand, sizeof(cand), "%s/../libexec/outpost/%s", self, name);
+			if (executable(cand))
+				return op_strlcpy(out, cand, size) == 0 ? OP_OK
+								       : op_fail(err, OP_EINVAL, "path too long");
+		}
+	}
+	if (executable(installed))
+		return op_strlcpy(out, installed, size) == 0 ? OP_OK
+							     : op_fail(err, OP_EINVAL, "path too long");
+	return op_fail(err, OP_ENOENT,
+		       "cannot find %s (looked next to this program, in ../libexec/outpost and %s)",
+		       name, installed);
+}
+
+op_rc wk_locate(const char *configured, char *out, size_t size, struct op_error *err)
+{
+	op_rc rc;
 
 	if (configured && *configured) {
 		if (!executable(configured))
@@ -268,32 +299,15 @@ op_rc wk_locate(const char *configured, char *out, size_t size, struct op_error 
 		return op_strlcpy(out, configured, size) == 0 ? OP_OK
 							       : op_fail(err, OP_EINVAL, "path too long");
 	}
-	if (env && *env && executable(env))
-		return op_strlcpy(out, env, size) == 0 ? OP_OK : op_fail(err, OP_EINVAL, "path too long");
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = '\0';
-			snprintf(cand, sizeof(cand), "%s/outpost-worker", self);
-			if (executable(cand))
-				return op_strlcpy(out, cand, size) == 0 ? OP_OK
-								       : op_fail(err, OP_EINVAL, "path too long");
-			snprintf(cand, sizeof(cand), "%s/../libexec/outpost/outpost-worker", self);
-			if (executable(cand))
-				return op_strlcpy(out, cand, size) == 0 ? OP_OK
-								       : op_fail(err, OP_EINVAL, "path too long");
-		}
+	rc = wk_locate_program("outpost-worker", "OUTPOST_WORKER", OUTPOST_DEFAULT_WORKER, out, size,
+			       err);
+	if (rc == OP_ENOENT) {
+		char why[sizeof(err->msg)];
+
+		op_strlcpy(why, err->msg, sizeof(why));
+		return op_fail(err, OP_ENOENT, "%s: set workers.path in the config", why);
 	}
-	if (executable(OUTPOST_DEFAULT_WORKER))
-		return op_strlcpy(out, OUTPOST_DEFAULT_WORKER, size) == 0
-			       ? OP_OK
-			       : op_fail(err, OP_EINVAL, "path too long");
-	return op_fail(err, OP_ENOENT,
-		       "cannot find outpost-worker (looked next to this program, in "
-		       "../libexec/outpost and %s): set workers.path in the config",
-		       OUTPOST_DEFAULT_WORKER);
+	return rc;
 }
 
 void wk_describe_status(int status, char *out, size_t size)

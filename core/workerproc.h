@@ -28,9 +28,12 @@ bool wk_env_passes(const struct ag_strlist *env_allow, const char *name);
 /* Closes our descriptors (not the process). */
 void wk_proc_close(struct wk_proc *p);
 
-/* The worker executable to use: CONFIGURED if set, else $OUTPOST_WORKER, else outpost-worker
- * next to this executable, else ../libexec/outpost/outpost-worker from it, else the built-in
- * path. Writes it to OUT. */
+/* One of Outpost's programs, NAME: $ENV_VAR if set, else NAME next to this executable, else
+ * ../libexec/outpost/NAME from it, else INSTALLED (the built-in path). Writes it to OUT. */
+op_rc wk_locate_program(const char *name, const char *env_var, const char *installed, char *out,
+			size_t size, struct op_error *err);
+/* The worker executable to use: CONFIGURED (workers.path) if set, else outpost-worker found as
+ * wk_locate_program() finds it ($OUTPOST_WORKER). */
 op_rc wk_locate(const char *configured, char *out, size_t size, struct op_error *err);
 
 /* "signal 11 (SIGSEGV)" or "exit status 3" for a wait status. */

@@ -67,7 +67,7 @@ if [ $do_build = 1 ]; then
 fi
 SERVER=$build/server/outpost-server
 AGENT=$build/core/outpost-agent
-for f in "$SERVER" "$AGENT" "$build/core/outpost-worker"; do
+for f in "$SERVER" "$AGENT" "$build/core/outpost-agent-net" "$build/core/outpost-worker"; do
   [ -x "$f" ] || die "$f is not built (run without --no-build)"
 done
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The run loop end to end: heartbeat and health on the server, a task through a spare worker
-# with its log streamed, status, metrics, the control socket, SIGTERM exits 0.
+# with its log streamed, status, metrics, the control socket, SIGTERM exits 0; outpost-agent
+# hands `run` to outpost-agent-net.
 . "$OUTPOST_SOURCE_DIR/tests/lib.sh"
 t_srv_init
 t_srv_start --heartbeat-interval 1s --lease-ttl 3s --long-poll 2s
@@ -12,6 +13,16 @@ ta_enroll a1 "$tok" "metrics_listen: 127.0.0.1:$mport"
 D=$T/agents/a1
 ta_start a1
 id=$(cat "$D/id")
+
+# outpost-agent handed `run` to outpost-agent-net (same PID, still named outpost-agent); it
+# loads no libcurl or libssl itself, outpost-agent-net does.
+apid=$(ta_pid a1)
+t_expect_eq outpost-agent "$(cat "/proc/$apid/comm")" "the agent's process name"
+t_expect_eq outpost-agent-net "$(basename "$(readlink "/proc/$apid/exe")")" "the agent's program"
+grep -q libcurl "/proc/$apid/maps" || t_fail "outpost-agent-net has no libcurl mapped"
+if ldd "$OUTPOST_AGENT" | grep -E "libcurl|libssl" >&2; then
+  t_fail "outpost-agent links libcurl or libssl"
+fi
 
 # The server sees it online, with its plugins, versions and health.
 t_srv_cli agents show "$id" --json >"$T/agent.json" 2>/dev/null

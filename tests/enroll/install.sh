@@ -139,7 +139,7 @@ if [ "$(id -u)" = 0 ]; then
   as_nobody() { setpriv --reuid nobody --regid "$(id -g nobody)" --clear-groups env HOME=/ "$@"; }
   # The build may sit where nobody cannot reach it (CI clones into /root): copies it can run.
   mkdir -p "$T/nrbin"
-  cp "$OUTPOST_AGENT" "$OUTPOST_WORKER" "$T/nrbin/"
+  cp "$OUTPOST_AGENT" "$(dirname "$OUTPOST_AGENT")/outpost-agent-net" "$OUTPOST_WORKER" "$T/nrbin/"
   chmod 755 "$T/nrbin" "$T/nrbin/"*
   NRAGENT=$T/nrbin/outpost-agent
   t_run 0 "$T/o" as_nobody "$NRAGENT" install --control-plane "$SRV_URL" --token-file "$T/nr/token" \

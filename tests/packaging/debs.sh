@@ -53,7 +53,8 @@ expect_depends() { # PKG NAME...: Depends names these packages
 }
 
 # ---- contents --------------------------------------------------------------------------------
-expect_files outpost-agent usr/bin/outpost-agent usr/libexec/outpost/outpost-worker \
+expect_files outpost-agent usr/bin/outpost-agent usr/libexec/outpost/outpost-agent-net \
+  usr/libexec/outpost/outpost-worker \
   usr/lib/systemd/system/outpost-agent.service usr/share/man/man8/outpost-agent.8.gz \
   usr/share/bash-completion/completions/outpost-agent usr/share/doc/outpost-agent/copyright \
   usr/share/doc/outpost-agent/README.md usr/share/doc/outpost-agent/operations.md \

@@ -39,7 +39,9 @@ t_srv_start --heartbeat-interval 0.5s --lease-ttl 3s --long-poll 1s
 tok=$(t_srv_cli token create 2>/dev/null)
 ta_enroll a1 "$tok"
 D=$T/agents/a1
-"${VG[@]}" --log-file="$T/vg.run" "$OUTPOST_AGENT" run --config "$D/config.yaml" >"$D/agent.log" 2>&1 &
+# outpost-agent execs outpost-agent-net for `run`: valgrind follows it, not the workers.
+"${VG[@]}" --trace-children=yes --trace-children-skip='*/outpost-worker' --log-file="$T/vg.run" \
+  "$OUTPOST_AGENT" run --config "$D/config.yaml" >"$D/agent.log" 2>&1 &
 pid=$!
 t_track "$pid"
 t_wait_for 30 grep -q "running as" "$D/agent.log"
