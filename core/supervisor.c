@@ -840,6 +840,7 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, bool s
 	struct spawn_req *r = calloc(1, sizeof(*r));
 	cJSON *init = NULL;
 	char *text = NULL;
+	uint64_t heap;
 
 	if (w != NULL) {
 		w->sv = sv;
@@ -862,8 +863,9 @@ static struct sv_worker *spawn_worker(struct sv *sv, struct sv_plugin *p, bool s
 	if (sv->opts.memory_limit > 0)
 		cJSON_AddNumberToObject(init, "memory_limit", (double)sv->opts.memory_limit);
 #endif
-	if (spare && spare_heap(sv, p) > 0)
-		cJSON_AddNumberToObject(init, "heap", (double)spare_heap(sv, p));
+	heap = spare ? spare_heap(sv, p) : 0;
+	if (heap > 0)
+		cJSON_AddNumberToObject(init, "heap", (double)heap);
 	text = op_json_print(init, false);
 	if (text == NULL || queue_frame(w, FR_INIT, text, strlen(text)) < 0)
 		goto fail;

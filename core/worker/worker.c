@@ -153,8 +153,6 @@ static int host_is_cancelled(outpost_ctx *ctx)
 	return atomic_load(&W.cancelled);
 }
 
-/* The agent parses the result (and refuses one that is not JSON); here only its shape is
- * checked, so a result of megabytes is not parsed twice. */
 /* Bytes of heap in use (mallinfo2 walks the free lists: a few microseconds). */
 static size_t heap_in_use(void)
 {
@@ -163,6 +161,8 @@ static size_t heap_in_use(void)
 	return m.uordblks + m.hblkhd;
 }
 
+/* The agent parses the result (and refuses one that is not JSON); here only its shape is
+ * checked, so a result of megabytes is not parsed twice. */
 static int host_set_result(outpost_ctx *ctx, const char *json, size_t len)
 {
 	size_t a = 0, b = len;

@@ -371,7 +371,6 @@ static void test_heap(void **state)
 	enum { N = 20000 };
 	static char *blocks[N];
 	long base, prepared, used, released;
-
 	const char *preload = getenv("LD_PRELOAD");
 
 	(void)state;
