@@ -26,7 +26,7 @@ bool op_heap_retain(size_t keep)
 	return retained;
 }
 
-void op_heap_prepare(size_t bytes)
+static void prepare(size_t bytes, bool touch)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0, cap;
 	void *fixed[8], **blocks = fixed;
@@ -51,10 +51,10 @@ void op_heap_prepare(size_t bytes)
 #ifdef MADV_POPULATE_WRITE
 		if (end > start)
 			(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
-#else
-		(void)start;
-		(void)end;
 #endif
+		/* A write a page: what a first write from the program costs after the madvise. */
+		for (uintptr_t a = start; touch && a < end; a += page)
+			*(volatile char *)a = 0;
 		left -= size;
 	}
 	while (n > 0)
@@ -63,9 +63,19 @@ void op_heap_prepare(size_t bytes)
 		free(blocks);
 }
 
+void op_heap_prepare(size_t bytes)
+{
+	prepare(bytes, false);
+}
+
+void op_heap_prepare_idle(size_t bytes)
+{
+	prepare(bytes, true);
+}
+
 void op_heap_prepare_json(size_t text_bytes)
 {
-	if (text_bytes >= 64 * 1024 && text_bytes <= SIZE_MAX / 8)
+	if (text_bytes >= 16 * 1024 && text_bytes <= SIZE_MAX / 8)
 		op_heap_prepare(8 * text_bytes);
 }
 

@@ -21,11 +21,16 @@ bool op_heap_retain(size_t keep);
  * them. Pages already there cost a page-table walk. Best effort: it needs op_heap_retain()
  * first, and Linux 5.14 for MADV_POPULATE_WRITE. */
 void op_heap_prepare(size_t bytes);
+/* op_heap_prepare(), and then a write to each page: for a process with time on its hands (a
+ * spare worker waiting for its task, `plugin run` while its worker loads). Where the kernel's
+ * page tables are shadowed by a hypervisor's (this project's CI VMs), a page's first write
+ * after the madvise still costs ~3 us, paid here instead of by the work that needs it. */
+void op_heap_prepare_idle(size_t bytes);
 /* Gives the freed heap back to the kernel: for a process that has gone idle (jemalloc does
  * the same after its decay time). */
 void op_heap_release(void);
 
-/* op_heap_prepare() for parsing TEXT_BYTES of JSON into a cJSON tree, when it is large (64 KiB
+/* op_heap_prepare() for parsing TEXT_BYTES of JSON into a cJSON tree, when it is large (16 KiB
  * and over): the tree, its strings and what is printed from it take about 8 bytes for each
  * byte of text. */
 void op_heap_prepare_json(size_t text_bytes);

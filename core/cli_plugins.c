@@ -66,6 +66,7 @@ static int plugin_env_init(struct plugin_env *pe, const char *config, const char
 	}
 	pe->sv.worker_path = pe->worker;
 	pe->sv.memory_limit = pe->cfg.memory_limit;
+	pe->sv.spare_heap = pe->cfg.spare_heap;
 	pe->sv.output_limit = pe->cfg.output_limit;
 	pe->sv.grace = pe->cfg.worker_grace;
 	pe->sv.start_timeout = pe->cfg.worker_start_timeout;
@@ -316,6 +317,7 @@ static void run_done(void *ud, const struct sv_outcome *o)
 {
 	struct run_state *rs = ud;
 	cJSON *env = cJSON_CreateObject();
+	bool pretty = isatty(1);
 
 	rs->done = true;
 	switch (o->status) {
@@ -343,9 +345,13 @@ static void run_done(void *ud, const struct sv_outcome *o)
 		cJSON_AddStringToObject(env, "error", o->error);
 	else
 		cJSON_AddNullToObject(env, "error");
-	/* References, not copies: printed before done() returns (a batch result can be
+	/* For a pipe the result's text as the plugin wrote it (secrets redacted), which is what
+	 * the agent sends the control plane. Indented for a terminal, from the tree: a
+	 * reference, not a copy, printed before done() returns (a batch result can be
 	 * megabytes). */
-	if (o->result)
+	if (o->result_text && !pretty)
+		cJSON_AddRawToObject(env, "result", o->result_text);
+	else if (o->result)
 		cJSON_AddItemReferenceToObject(env, "result", (cJSON *)(uintptr_t)o->result);
 	else
 		cJSON_AddNullToObject(env, "result");
@@ -357,7 +363,7 @@ static void run_done(void *ud, const struct sv_outcome *o)
 		cJSON_AddItemToObject(env, "records", rs->records);
 		rs->records = NULL;
 	}
-	rs->envelope = op_json_print(env, isatty(1));
+	rs->envelope = op_json_print(env, pretty);
 	cJSON_Delete(env);
 	if (o->status != SV_SUCCEEDED)
 		fprintf(stderr, "ERROR: task %s: %s\n", sv_status_name(o->status),
@@ -408,6 +414,7 @@ static int read_task(const char *path, struct task_file *t)
 		cli_error("cannot read the task file: %s", err.msg);
 		goto out;
 	}
+	op_heap_prepare_json(text.len); /* a batch's file can be megabytes */
 	root = cJSON_ParseWithLength(text.data, text.len);
 	if (root == NULL) {
 		int line, col;
@@ -738,6 +745,9 @@ static int plugin_run(int argc, char **argv)
 			rc = RUN_EXIT_PLUGIN;
 			goto out;
 		}
+		/* While the worker loads: the heap this process takes the result into, as much
+		 * as the worker prepares for building it (heap.h). */
+		op_heap_prepare_idle(sv_task_heap(sv, task.type, strlen(task.params)));
 	}
 	while (!rs.done) {
 		int max = sv_max_pollfds(sv) + 1, n, r;

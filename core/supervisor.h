@@ -108,6 +108,10 @@ void sv_free(struct sv *sv);
 
 /* The plugin serving TYPE, or NULL. */
 const char *sv_plugin_for_type(const struct sv *sv, const char *type);
+/* The heap a worker for TYPE prepares before a task whose params are PARAMS_LEN bytes: what
+ * the plugin's last task used, else an estimate from the params; up to workers.spare_heap,
+ * 0 when that is small or no plugin serves TYPE. */
+uint64_t sv_task_heap(const struct sv *sv, const char *type, size_t params_len);
 /* Starts spare workers now (otherwise sv_tick does it). */
 void sv_prestart(struct sv *sv);
 /* Stops keeping spares (drain) or resumes. */

@@ -510,26 +510,33 @@ static void apply_memory_limit(const cJSON *init)
 }
 
 /*
- * A spare worker waits for its task; INIT's "heap" asks it to use the wait to map and touch
- * that much heap first. The agent sizes it after what the plugin's last task used (FR_DONE's
- * "heap"), up to workers.spare_heap. A page touched for the first time costs a fault, and on
- * virtual machines a fault costs ~10 us: a task that builds a few MB of results would pay
- * that on its critical path, page by page. op_heap_prepare() populates the range in a call a
- * block, at a fraction of the cost a page, and frees it into malloc's heap, which keeps it
+ * INIT's "heap" asks the worker to map and touch that much heap before its task: a spare
+ * while it waits, a worker started for a task before it reads it. The agent sizes it after
+ * what the plugin's last task used (FR_DONE's "heap"), or else after the task's params, up
+ * to workers.spare_heap. A page touched for the first time costs a fault, and on virtual
+ * machines a fault costs ~10 us: a task that builds a few MB of results would pay that on
+ * its critical path, page by page. op_heap_prepare() populates the range in a call a block,
+ * at a fraction of the cost a page, and frees it into malloc's heap, which keeps it
  * (op_heap_retain): large blocks come from the heap instead of fresh mmaps, and the heap is
- * not trimmed. Best effort: under workers.memory_limit, or on a kernel without
- * MADV_POPULATE_WRITE (before 5.14), it does less or nothing and the task runs all the same.
+ * not trimmed. With no task waiting yet it writes each page as well (op_heap_prepare_idle).
+ * Best effort: under workers.memory_limit, or on a kernel without MADV_POPULATE_WRITE
+ * (before 5.14), it does less or nothing and the task runs all the same.
  */
 static void prepare_heap(const cJSON *init)
 {
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(init, "heap");
+	struct pollfd task = {.fd = W.fd, .events = POLLIN};
 	size_t bytes;
 
 	if (!cJSON_IsNumber(h) || h->valuedouble < 4096 || h->valuedouble > 1073741824.0)
 		return;
 	bytes = (size_t)h->valuedouble;
 	/* kept up to twice the block: freeing it must not trim it */
-	if (op_heap_retain(2 * bytes))
+	if (!op_heap_retain(2 * bytes))
+		return;
+	if (poll(&task, 1, 0) == 0)
+		op_heap_prepare_idle(bytes);
+	else
 		op_heap_prepare(bytes);
 }
 

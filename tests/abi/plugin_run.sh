@@ -69,13 +69,34 @@ t_run 1 "$T/o" "$A" plugin run --task "$T/f.json" --plugins-dir "$P"
 t_expect_contains "$T/o" "ERROR: task failed: remote said no"
 
 # --- a result the plugin wrote as text: passed on as written when it is one JSON object
-#     (exact numbers, spacing), refused when more follows the object
+#     (exact numbers, spacing; what the agent sends the control plane), refused when more
+#     follows the object
 t_task "$T/raw.json" testkit.run '{"action": "raw", "text": " {\"n\": 0.30000000000000004, \"s\": \"x\"}\n"}'
 "$A" plugin run --task "$T/raw.json" --plugins-dir "$P" >"$T/raw.out" 2>/dev/null || t_fail "raw result task failed"
-t_expect_contains "$T/raw.out" '"result":{"n":0.30000000000000004,"s":"x"}'
+t_expect_contains "$T/raw.out" '"result":{"n": 0.30000000000000004, "s": "x"},"artifacts":[]'
+t_expect_eq x "$(t_json "$T/raw.out" .result.s)"
 t_task "$T/raw2.json" testkit.run '{"action": "raw", "text": "{\"a\": 1} {\"b\": 2}"}'
 t_run 1 "$T/o" "$A" plugin run --task "$T/raw2.json" --plugins-dir "$P"
 t_expect_contains "$T/o" "ERROR: task failed: plugin testkit set a result that is not valid JSON"
+
+# --- the worker prepares its task's heap before the task when the params are large (96 bytes
+#     for each byte of them, workers.spare_heap at most): none for a small task, megabytes for
+#     64 KB of params, none with spare_heap: 0. (Not with a sanitizer's allocator: heap.h.)
+if [ "$OUTPOST_SANITIZE" != 1 ]; then
+  t_task "$T/mem1.json" testkit.run '{"action": "memory"}'
+  "$A" plugin run --task "$T/mem1.json" --plugins-dir "$P" >"$T/mem1.out" 2>/dev/null || t_fail "memory task failed"
+  kb=$(t_json "$T/mem1.out" .result.rss_anon_kb)
+  [ "$kb" -lt 4096 ] || t_fail "a small task's worker holds ${kb} KiB of private memory"
+  python3 -c 'import json; print(json.dumps({"type": "testkit.run", "params": {"action": "memory", "pad": "x" * 65536}}))' >"$T/mem2.json"
+  "$A" plugin run --task "$T/mem2.json" --plugins-dir "$P" >"$T/mem2.out" 2>/dev/null || t_fail "memory task failed"
+  kb=$(t_json "$T/mem2.out" .result.rss_anon_kb)
+  [ "$kb" -ge 6144 ] || t_fail "the worker of a task with 64 KB of params holds ${kb} KiB: its heap is not prepared"
+  printf 'workers:\n  spare_heap: 0\n' >"$T/noheap.yaml"
+  "$A" plugin run --task "$T/mem2.json" --plugins-dir "$P" --config "$T/noheap.yaml" >"$T/mem3.out" 2>/dev/null ||
+    t_fail "memory task failed"
+  kb=$(t_json "$T/mem3.out" .result.rss_anon_kb)
+  [ "$kb" -lt 4096 ] || t_fail "with workers.spare_heap: 0 the worker holds ${kb} KiB"
+fi
 
 # --- artifacts land in the workspace, listed with size and sha256
 t_task "$T/art.json" testkit.run '{"action": "artifact", "name": "report.csv", "content": "a,b\n1,2\n"}'

@@ -180,6 +180,20 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 			outpost_record(ctx, rec);
 			cJSON_Delete(rec);
 		}
+	} else if (strcmp(action, "memory") == 0) {
+		/* this worker's private memory: what the heap it prepared holds (heap.h) */
+		FILE *f = fopen("/proc/self/status", "r");
+		char line[256];
+		long kb = -1;
+
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
+				break;
+		if (f)
+			fclose(f);
+		r = cJSON_CreateObject();
+		cJSON_AddNumberToObject(r, "rss_anon_kb", (double)kb);
+		outpost_set_result(ctx, r);
 	} else if (strcmp(action, "workspace") == 0) {
 		char cwd[4096];
 

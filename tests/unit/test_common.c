@@ -400,6 +400,12 @@ static void test_heap(void **state)
 	released = rss_anon_kib();
 	if (prepared - released < 20 * 1024)
 		fail_msg("op_heap_release() left %ld KiB of %ld", released, prepared);
+	/* the same with a write a page */
+	op_heap_prepare_idle(8u << 20);
+	prepared = rss_anon_kib();
+	if (prepared - released < 7 * 1024)
+		fail_msg("8 MiB prepared idle, private memory %ld -> %ld KiB", released, prepared);
+	op_heap_release();
 }
 
 int main(void)
