@@ -136,6 +136,12 @@ struct sv_job {
 	char *stop_reason;
 	int rc;
 	struct op_buf result, error;
+	/* The result checked as soon as FR_RESULT brings it, while the worker tidies up before
+	 * FR_DONE: redacted (with the secrets the redactor had then: result_secrets) and parsed. */
+	struct op_buf result_clean;
+	cJSON *result_tree;
+	size_t result_secrets;
+	bool result_checked;
 	uint64_t output_bytes, output_cut;
 	bool cut_noted;
 	struct op_redactor redactor;
@@ -374,11 +380,28 @@ static void job_free(struct sv_job *j)
 	free(j->workspace);
 	free(j->stop_reason);
 	op_buf_release(&j->result);
+	op_buf_release(&j->result_clean);
+	cJSON_Delete(j->result_tree);
 	op_buf_release(&j->error);
 	for (int i = 0; i < 3; i++)
 		op_buf_release(&j->pending[i]);
 	op_redactor_release(&j->redactor);
 	free(j);
+}
+
+/* Redacts and parses J's result (J->result), once: the worker only checked its shape. */
+static void check_result(struct sv_job *j)
+{
+	cJSON_Delete(j->result_tree);
+	j->result_tree = NULL;
+	op_buf_reset(&j->result_clean);
+	op_heap_prepare_json(j->result.len);
+	/* The whole text, not a first value with more after it: it is passed on as is. */
+	if (op_redact(&j->redactor, j->result.data, j->result.len, &j->result_clean) == 0 &&
+	    j->result_clean.data != NULL)
+		j->result_tree = cJSON_ParseWithOpts(j->result_clean.data, NULL, true);
+	j->result_secrets = j->redactor.n;
+	j->result_checked = true;
 }
 
 static void worker_free(struct sv_worker *w)
@@ -1154,7 +1177,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 {
 	struct sv *sv = j->sv;
 	struct sv_outcome o;
-	struct op_buf result = OP_BUF_INIT, error = OP_BUF_INIT;
+	struct op_buf error = OP_BUF_INIT;
 	cJSON *artifacts, *parsed = NULL;
 	char bad[256];
 
@@ -1164,11 +1187,11 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	emit_output(j, 1, NULL, 0, true);
 	emit_output(j, 2, NULL, 0, true);
 	if (j->result.len > 0) {
-		/* Parsed once, here: the worker only checked its shape. */
-		op_heap_prepare_json(j->result.len);
-		op_redact(&j->redactor, j->result.data, j->result.len, &result);
-		/* The whole text, not a first value with more after it: it is passed on as is. */
-		parsed = result.data ? cJSON_ParseWithOpts(result.data, NULL, true) : NULL;
+		/* again if a secret the worker asked for since could be in it */
+		if (!j->result_checked || j->result_secrets != j->redactor.n)
+			check_result(j);
+		parsed = j->result_tree;
+		j->result_tree = NULL;
 		if (parsed == NULL && status == SV_SUCCEEDED) {
 			snprintf(bad, sizeof(bad), "plugin %s set a result that is not valid JSON",
 				 j->plugin->name);
@@ -1183,7 +1206,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	o.status = status;
 	o.error = error.data;
 	o.result = parsed;
-	o.result_text = parsed ? result.data : NULL;
+	o.result_text = parsed ? j->result_clean.data : NULL;
 	o.artifacts = artifacts;
 	o.duration = now_s() - j->started;
 	o.output_bytes = j->output_bytes;
@@ -1202,7 +1225,6 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 		j->ev->done(j->ud, &o);
 	cJSON_Delete(artifacts);
 	cJSON_Delete(parsed);
-	op_buf_release(&result);
 	op_buf_release(&error);
 	job_free(j);
 }
@@ -1557,7 +1579,9 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 	case FR_RESULT:
 		if (j) {
 			op_buf_reset(&j->result);
-			(void)op_buf_append(&j->result, p, len);
+			j->result_checked = false;
+			if (op_buf_append(&j->result, p, len) == 0)
+				check_result(j);
 		}
 		break;
 	case FR_ERROR:

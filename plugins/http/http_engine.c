@@ -894,7 +894,7 @@ static void finish(struct engine *e, struct xfer *x, CURLcode res, const char *c
 		cJSON_AddNumberToObject(r, "status", status);
 	if (version && status > 0 && !e->batch)
 		cJSON_AddStringToObject(r, "http_version", version);
-	if (x->url || (eff && strcmp(eff, s->url) != 0))
+	if (x->url || (redirects > 0 && eff && strcmp(eff, s->url) != 0))
 		cJSON_AddStringToObject(r, "final_url", eff ? eff : x->url);
 	if (ip && ip[0])
 		cJSON_AddStringToObject(r, "remote_ip", ip);

@@ -145,6 +145,10 @@ t_expect_eq "[REDACTED]" "$(t_json "$T/s1.out" .result.leaked)"
 t_expect_contains "$T/s1.err" "INFO task: the secret is [REDACTED]"
 t_expect_not_contains "$T/s1.err" "hunter2"
 t_expect_not_contains "$T/s1.out" "hunter2"
+# a result is redacted with the secrets the task asked for after setting it, too
+t_task "$T/s3.json" testkit.run '{"action": "secret_late", "name": "pw", "guess": "hunter2-secret"}'
+"$A" plugin run --task "$T/s3.json" --plugins-dir "$P" --secrets "$T/secrets.yaml" >"$T/s3.out" 2>/dev/null || t_fail "secret_late task failed"
+t_expect_eq "[REDACTED]" "$(t_json "$T/s3.out" .result.guess)"
 t_task "$T/s2.json" testkit.run '{"action": "secret", "name": "fenced"}'
 t_run 1 "$T/o" "$A" plugin run --task "$T/s2.json" --plugins-dir "$P" --secrets "$T/secrets.yaml"
 t_expect_contains "$T/o" "secret \"fenced\" refused: secret \"fenced\" is not allowed for task type testkit.run (allow.types: ssh.exec)"

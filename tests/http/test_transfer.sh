@@ -11,6 +11,10 @@ U=http://127.0.0.1:$S
 # redirects: followed up to max_redirects; not followed when asked
 http_run 0 redirects http.request "{\"url\": \"$U/redirect/3\"}"
 http_check "$R" 'r["result"]["redirects"] == 3' "r['result']['final_url'] == '$U/redirect/0'" 'r["result"]["body"] == "redirects done\n"'
+# the URL in the result is the one given (no final_url without a redirect), even when curl
+# would write it otherwise
+http_run 0 as-given http.request "{\"url\": \"HTTP://127.0.0.1:$S/redirect/0\"}"
+http_check "$R" "r['result']['url'] == 'HTTP://127.0.0.1:$S/redirect/0'" '"final_url" not in r["result"]' 'r["result"]["redirects"] == 0'
 http_run 1 too-many http.request "{\"url\": \"$U/redirect/5\", \"max_redirects\": 2}"
 http_expect_error too-many "GET $U/redirect/5: more than 2 redirects (max_redirects); the last one pointed at $U/redirect/2"
 http_run 0 no-follow http.request "{\"url\": \"$U/redirect/2\", \"follow_redirects\": false}"

@@ -140,6 +140,18 @@ static int run(outpost_ctx *ctx, void *state, const char *type, const char *para
 		cJSON_AddStringToObject(r, "leaked", v);
 		cJSON_AddNumberToObject(r, "length", (double)n);
 		outpost_set_result(ctx, r);
+	} else if (strcmp(action, "secret_late") == 0) {
+		/* a result set before the secret is asked for, with its value in it all the same */
+		const char *name = "", *guess = "";
+		size_t n = 0;
+
+		outpost_get_str(ctx, p, "name", &name, "");
+		outpost_get_str(ctx, p, "guess", &guess, "");
+		r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "guess", guess);
+		outpost_set_result(ctx, r);
+		if (outpost_secret(ctx, name, NULL, &n) == NULL)
+			rc = OUTPOST_ERR_DENIED;
 	} else if (strcmp(action, "artifact") == 0) {
 		const char *name = "out.txt", *content = "hello\n";
 		int fd = -1;
