@@ -389,7 +389,7 @@ static void job_free(struct sv_job *j)
 	free(j);
 }
 
-/* Redacts and parses J's result (J->result), once: the worker only checked its shape. */
+/* Redacts and parses J's result (J->result): the worker only checked its shape. */
 static void check_result(struct sv_job *j)
 {
 	cJSON_Delete(j->result_tree);

@@ -81,16 +81,16 @@ t_expect_contains "$T/o" "ERROR: task failed: plugin testkit set a result that i
 
 # --- the worker prepares its task's heap before the task when the params are large (96 bytes
 #     for each byte of them, workers.spare_heap at most): none for a small task, megabytes for
-#     64 KB of params, none with spare_heap: 0. (Not with a sanitizer's allocator: heap.h.)
+#     80 KB of params, none with spare_heap: 0. (Not with a sanitizer's allocator: heap.h.)
 if [ "$OUTPOST_SANITIZE" != 1 ]; then
   t_task "$T/mem1.json" testkit.run '{"action": "memory"}'
   "$A" plugin run --task "$T/mem1.json" --plugins-dir "$P" >"$T/mem1.out" 2>/dev/null || t_fail "memory task failed"
   kb=$(t_json "$T/mem1.out" .result.rss_anon_kb)
   [ "$kb" -lt 4096 ] || t_fail "a small task's worker holds ${kb} KiB of private memory"
-  python3 -c 'import json; print(json.dumps({"type": "testkit.run", "params": {"action": "memory", "pad": "x" * 65536}}))' >"$T/mem2.json"
+  python3 -c 'import json; print(json.dumps({"type": "testkit.run", "params": {"action": "memory", "pad": "x" * 81920}}))' >"$T/mem2.json"
   "$A" plugin run --task "$T/mem2.json" --plugins-dir "$P" >"$T/mem2.out" 2>/dev/null || t_fail "memory task failed"
   kb=$(t_json "$T/mem2.out" .result.rss_anon_kb)
-  [ "$kb" -ge 6144 ] || t_fail "the worker of a task with 64 KB of params holds ${kb} KiB: its heap is not prepared"
+  [ "$kb" -ge 6144 ] || t_fail "the worker of a task with 80 KB of params holds ${kb} KiB: its heap is not prepared"
   printf 'workers:\n  spare_heap: 0\n' >"$T/noheap.yaml"
   "$A" plugin run --task "$T/mem2.json" --plugins-dir "$P" --config "$T/noheap.yaml" >"$T/mem3.out" 2>/dev/null ||
     t_fail "memory task failed"
