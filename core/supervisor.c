@@ -137,11 +137,11 @@ struct sv_job {
 	int rc;
 	struct op_buf result, error;
 	/* The result checked as soon as FR_RESULT brings it, while the worker tidies up before
-	 * FR_DONE: redacted (with the secrets the redactor had then: result_secrets) and parsed. */
+	 * FR_DONE: redacted (with the secrets the redactor had then: result_secrets) and parsed.
+	 * A result (result.len > 0) is always one check_result() has seen. */
 	struct op_buf result_clean;
 	cJSON *result_tree;
 	size_t result_secrets;
-	bool result_checked;
 	uint64_t output_bytes, output_cut;
 	bool cut_noted;
 	struct op_redactor redactor;
@@ -401,7 +401,6 @@ static void check_result(struct sv_job *j)
 	    j->result_clean.data != NULL)
 		j->result_tree = cJSON_ParseWithOpts(j->result_clean.data, NULL, true);
 	j->result_secrets = j->redactor.n;
-	j->result_checked = true;
 }
 
 static void worker_free(struct sv_worker *w)
@@ -1188,7 +1187,7 @@ static void finish_job(struct sv_job *j, enum sv_status status, const char *mess
 	emit_output(j, 2, NULL, 0, true);
 	if (j->result.len > 0) {
 		/* again if a secret the worker asked for since could be in it */
-		if (!j->result_checked || j->result_secrets != j->redactor.n)
+		if (j->result_secrets != j->redactor.n)
 			check_result(j);
 		parsed = j->result_tree;
 		j->result_tree = NULL;
@@ -1579,7 +1578,6 @@ static void on_frame(struct sv_worker *w, uint8_t type, const char *p, size_t le
 	case FR_RESULT:
 		if (j) {
 			op_buf_reset(&j->result);
-			j->result_checked = false;
 			if (op_buf_append(&j->result, p, len) == 0)
 				check_result(j);
 		}
